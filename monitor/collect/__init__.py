@@ -1,0 +1,10 @@
+"""Collect stage: one module per source kind, registered here by name."""
+
+from __future__ import annotations
+
+from monitor.collect.base import LineCollector
+from monitor.collect.squid import SquidCollector
+
+COLLECTORS: dict[str, type[LineCollector]] = {
+    SquidCollector.name: SquidCollector,
+}

@@ -1,0 +1,40 @@
+"""The one small interface every line-oriented collector implements (parse a chunk of whole lines)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import pandas as pd
+
+from monitor.records import Quarantined
+
+
+@dataclass
+class Parsed:
+    """What a collector made of one chunk: rows in BATCH_SCHEMA, quarantine, and counts.
+
+    Invariant checked by the contract test: lines_read == len(frame) + len(quarantined) + blank_lines.
+    """
+
+    frame: pd.DataFrame
+    quarantined: list[Quarantined] = field(default_factory=list)
+    lines_read: int = 0
+    blank_lines: int = 0
+
+
+class LineCollector(ABC):
+    """Turns whole lines of one log format into BATCH_SCHEMA rows; never raises on bad lines."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+
+    @abstractmethod
+    def parse_chunk(self, chunk: bytes, *, source: str, first_line: int, base_offset: int) -> Parsed:
+        """Parse `chunk` (whole lines, each ending in b"\\n" except perhaps the last).
+
+        `first_line` is the 1-based line number of the chunk's first line and `base_offset` the
+        byte offset of its first byte in the file, so rows and quarantine carry their origin.
+        A line that cannot be parsed is quarantined with its reason and field; nothing raises.
+        """

@@ -1,0 +1,1 @@
+"""Policy stage: rule packs, the organisation's register, and the pure evaluator."""

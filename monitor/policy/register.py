@@ -1,0 +1,95 @@
+"""The organisation's register (systems, vendors and their transfer mechanisms) as validated models."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+ISO2 = Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SystemDef(Strict):
+    name: str
+    sources: list[str] = []  # CIDRs or single addresses
+    users: list[str] = []  # proxy-authenticated user names
+    data_categories: list[str]
+    criticality: Literal["low", "normal", "high", "critical"] = "normal"
+    owner: str | None = None
+
+    @field_validator("sources")
+    @classmethod
+    def _cidrs(cls, v: list[str]) -> list[str]:
+        for s in v:
+            try:
+                ipaddress.ip_network(s, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"'{s}' is not an IP address or CIDR") from exc
+        return v
+
+
+class Dpf(Strict):
+    type: Literal["dpf"]
+    framework: Literal["eu-us", "uk-ext", "swiss-us"] = "eu-us"
+    certified_since: dt.date
+    scope: Literal["hr", "non-hr", "both"] = "non-hr"
+    checked_on: dt.date | None = None
+
+
+class Scc(Strict):
+    type: Literal["scc"]
+    module: Literal[1, 2, 3, 4]
+    signed: dt.date
+    tia: dt.date | None = None  # transfer impact assessment date (Clause 14)
+    expires: dt.date | None = None
+    version: Literal["2021/914", "2010/87", "2001/497", "2004/915"] = "2021/914"
+
+
+class Bcr(Strict):
+    type: Literal["bcr"]
+    approved_on: dt.date
+    authority: str | None = None
+
+
+class Derogation(Strict):
+    type: Literal["derogation"]
+    point: Literal["a", "b", "c", "d", "e", "f", "g", "compelling-interests"]
+    justification: str
+    occasional_limit_per_day: int | None = None  # requests/day that still count as occasional
+
+
+class AdequacyScope(Strict):
+    """The recipient is confirmed inside a limited adequacy decision's scope (e.g. PIPEDA, APPI)."""
+
+    type: Literal["adequacy-scope"]
+    country: ISO2
+    confirmed_on: dt.date
+    note: str | None = None
+
+
+Mechanism = Annotated[Dpf | Scc | Bcr | Derogation | AdequacyScope, Field(discriminator="type")]
+
+
+class VendorDef(Strict):
+    name: str
+    domains: list[str] = []  # a destination matches a domain and all its subdomains
+    legal_entity: str | None = None
+    seat: ISO2 | None = None
+    same_entity: bool = False  # the organisation itself abroad: not a transfer (EDPB 05/2021)
+    mechanisms: list[Mechanism] = []
+
+    @field_validator("domains")
+    @classmethod
+    def _lower(cls, v: list[str]) -> list[str]:
+        return [d.strip().lower().lstrip(".") for d in v]
+
+
+class Register(Strict):
+    systems: list[SystemDef] = []
+    vendors: list[VendorDef] = []

@@ -1,0 +1,136 @@
+"""Loads and validates the config file (xborder.yaml) and the environment; first step of every command."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from monitor import yamlsrc
+from monitor.errors import UsageError
+from monitor.policy.register import Register, Strict, SystemDef, VendorDef
+
+CONFIG_ENV = "XBORDER_CONFIG"
+DEFAULT_CONFIG = "xborder.yaml"
+
+
+class StoreSettings(Strict):
+    url: str = "sqlite:///xborder.db"
+
+
+class GeoipSettings(Strict):
+    # any mix of City/Country/ASN/ISP databases; none: the offline RIR fallback is used
+    databases: list[str] = []
+    max_age_days: int = Field(45, ge=1)
+
+
+class AlertSettings(Strict):
+    jsonl: str | None = "alerts.jsonl"
+    stderr: bool = True
+
+
+class EvidenceSettings(Strict):
+    window_minutes: int = Field(60, ge=1, le=1440)
+    sample_origins: int = Field(3, ge=0, le=20)
+
+
+class OrganisationSettings(Strict):
+    name: str = "Example organisation"
+    country: str = Field("DE", pattern=r"^[A-Z]{2}$")
+
+
+class Settings(Strict):
+    organisation: OrganisationSettings = OrganisationSettings()
+    store: StoreSettings = StoreSettings()
+    geoip: GeoipSettings = GeoipSettings()
+    alerts: AlertSettings = AlertSettings()
+    evidence: EvidenceSettings = EvidenceSettings()
+    rules_dir: str | None = None  # default: the rules/ shipped with xborder
+    reports_dir: str = "reports-out"
+    internal_networks: list[str] = []  # own ranges beyond RFC 1918/loopback: never a transfer
+    unattributed: Literal["review", "personal"] = "review"
+    systems: list[SystemDef] = []
+    vendors: list[VendorDef] = []
+
+    @field_validator("systems")
+    @classmethod
+    def _unique_systems(cls, v: list[SystemDef]) -> list[SystemDef]:
+        seen: set[str] = set()
+        for s in v:
+            if s.name in seen:
+                raise ValueError(f"system '{s.name}' is defined twice")
+            seen.add(s.name)
+        return v
+
+
+@dataclass(frozen=True)
+class Config:
+    """Validated settings plus where they came from (paths in them resolve against `base`)."""
+
+    settings: Settings
+    path: Path | None
+    base: Path
+
+    def resolve_path(self, p: str) -> Path:
+        q = Path(p).expanduser()
+        return q if q.is_absolute() else self.base / q
+
+    @property
+    def store_url(self) -> str:
+        url = os.environ.get("XBORDER_DB_URL") or self.settings.store.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+            return prefix + str(self.resolve_path(url[len(prefix) :]))
+        return url
+
+    @property
+    def register(self) -> Register:
+        return Register(systems=self.settings.systems, vendors=self.settings.vendors)
+
+    @property
+    def rules_dir(self) -> Path:
+        if self.settings.rules_dir:
+            return self.resolve_path(self.settings.rules_dir)
+        return default_rules_dir()
+
+
+def default_rules_dir() -> Path:
+    """rules/ beside the package in a checkout or editable install, else shipped data."""
+    here = Path(__file__).resolve().parent
+    for cand in (here.parent / "rules", here / "_rules"):
+        if cand.is_dir():
+            return cand
+    raise UsageError("cannot find the rules/ directory; set rules_dir in the config")
+
+
+def find_config(explicit: str | None) -> Path | None:
+    """-c/--config, then $XBORDER_CONFIG, then ./xborder.yaml; None when none exists."""
+    if explicit:
+        p = Path(explicit)
+        if not p.is_file():
+            raise UsageError(f"config file not found: {explicit}")
+        return p
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        p = Path(env)
+        if not p.is_file():
+            raise UsageError(f"config file not found: {env} (from ${CONFIG_ENV})")
+        return p
+    p = Path(DEFAULT_CONFIG)
+    return p if p.is_file() else None
+
+
+def load_config(explicit: str | None = None, *, required: bool = False) -> Config:
+    path = find_config(explicit)
+    if path is None:
+        if required:
+            raise UsageError(
+                "no config: pass -c FILE, set $XBORDER_CONFIG, or run `xborder init DIR`"
+            )
+        return Config(Settings(), None, Path.cwd())
+    src = yamlsrc.load(path)
+    settings = yamlsrc.validate(src, Settings)
+    return Config(settings, path, path.resolve().parent)

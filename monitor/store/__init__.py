@@ -1,0 +1,1 @@
+"""Store stage: the SQL evidence record (models, sessions, hash chain, queries)."""

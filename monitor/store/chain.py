@@ -1,0 +1,127 @@
+"""The evidence hash chain: canonical row hashes, batch digests, and verification of the whole chain."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from monitor.store.models import Batch, Evidence, Quarantine
+
+GENESIS = "0" * 64
+# Fields hashed per evidence row: everything but the row's own id and hash.
+EVIDENCE_FIELDS = [
+    c.name for c in Evidence.__table__.columns if c.name not in ("id", "row_hash")
+]
+QUARANTINE_FIELDS = [
+    c.name for c in Quarantine.__table__.columns if c.name not in ("id", "row_hash")
+]
+
+
+def _canon(v: Any) -> Any:
+    if isinstance(v, dt.datetime):
+        # SQLite returns naive datetimes; everything is stored as UTC
+        if v.tzinfo is None:
+            v = v.replace(tzinfo=dt.UTC)
+        return v.astimezone(dt.UTC).isoformat()
+    if isinstance(v, bytes):
+        return v.hex()
+    return v
+
+
+def row_hash(values: dict[str, Any], fields: list[str]) -> str:
+    doc = json.dumps([_canon(values.get(f)) for f in fields], separators=(",", ":"), default=str)
+    return hashlib.sha256(doc.encode()).hexdigest()
+
+
+def batch_digest(row_hashes: list[str]) -> str:
+    h = hashlib.sha256()
+    for r in row_hashes:
+        h.update(bytes.fromhex(r))
+    return h.hexdigest()
+
+
+def link_hash(prev_hash: str, digest: str, header: dict[str, Any]) -> str:
+    doc = json.dumps({k: _canon(v) for k, v in sorted(header.items())}, separators=(",", ":"))
+    return hashlib.sha256(f"{prev_hash}|{digest}|{doc}".encode()).hexdigest()
+
+
+def batch_header(b: Batch) -> dict[str, Any]:
+    """The batch's own fields that the link hash covers (its counts cannot change unseen)."""
+    return {
+        "seq": b.seq,
+        "collector": b.collector,
+        "source": b.source,
+        "committed_at": b.committed_at,
+        "lines_read": b.lines_read,
+        "rows": b.rows,
+        "quarantined": b.quarantined,
+        "blank": b.blank,
+        "no_destination": b.no_destination,
+        "evidence_rows": b.evidence_rows,
+    }
+
+
+@dataclass
+class ChainReport:
+    ok: bool
+    batches: int
+    evidence_rows: int
+    head_seq: int | None
+    head_hash: str | None
+    problems: list[str] = field(default_factory=list)
+    first_bad_batch: int | None = None
+    bad_evidence_ids: list[int] = field(default_factory=list)
+
+
+def verify_chain(session: Session, limit_problems: int = 20) -> ChainReport:
+    """Recompute every row hash, batch digest and link; report the first break and bad rows."""
+    rep = ChainReport(ok=True, batches=0, evidence_rows=0, head_seq=None, head_hash=None)
+    prev = GENESIS
+    expected_seq = 1
+
+    def bad(seq: int, msg: str) -> None:
+        rep.ok = False
+        if rep.first_bad_batch is None:
+            rep.first_bad_batch = seq
+        if len(rep.problems) < limit_problems:
+            rep.problems.append(msg)
+
+    for b in session.scalars(select(Batch).order_by(Batch.seq)):
+        rep.batches += 1
+        if b.seq != expected_seq:
+            bad(b.seq, f"batch {b.seq}: expected sequence {expected_seq} (a batch is missing)")
+        expected_seq = b.seq + 1
+        hashes: list[str] = []
+        ev = session.scalars(select(Evidence).where(Evidence.batch_seq == b.seq).order_by(Evidence.id))
+        n_ev = 0
+        for e in ev:
+            n_ev += 1
+            h = row_hash({f: getattr(e, f) for f in EVIDENCE_FIELDS}, EVIDENCE_FIELDS)
+            if h != e.row_hash:
+                rep.bad_evidence_ids.append(e.id)
+                bad(b.seq, f"evidence row id={e.id} (batch {b.seq}) was changed after commit")
+            hashes.append(e.row_hash)
+        rep.evidence_rows += n_ev
+        qs = session.scalars(select(Quarantine).where(Quarantine.batch_seq == b.seq).order_by(Quarantine.id))
+        for q in qs:
+            h = row_hash({f: getattr(q, f) for f in QUARANTINE_FIELDS}, QUARANTINE_FIELDS)
+            if h != q.row_hash:
+                bad(b.seq, f"quarantine row id={q.id} (batch {b.seq}) was changed after commit")
+            hashes.append(q.row_hash)
+        if n_ev != b.evidence_rows:
+            bad(b.seq, f"batch {b.seq}: {n_ev} evidence rows, {b.evidence_rows} committed")
+        if batch_digest(hashes) != b.digest:
+            bad(b.seq, f"batch {b.seq}: digest mismatch (rows added, removed or rehashed)")
+        if b.prev_hash != prev:
+            bad(b.seq, f"batch {b.seq}: prev_hash does not match batch {b.seq - 1}")
+        if link_hash(b.prev_hash, b.digest, batch_header(b)) != b.hash:
+            bad(b.seq, f"batch {b.seq}: link hash mismatch (batch header changed)")
+        prev = b.hash
+        rep.head_seq, rep.head_hash = b.seq, b.hash
+    return rep

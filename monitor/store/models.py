@@ -1,0 +1,147 @@
+"""SQLAlchemy 2 models of the evidence store; migrations/ creates exactly these tables."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; BigInteger elsewhere.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Batch(Base):
+    """One committed ingest batch: a link of the evidence hash chain."""
+
+    __tablename__ = "batches"
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    collector: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(Text)
+    committed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    lines_read: Mapped[int] = mapped_column(BigInteger)
+    rows: Mapped[int] = mapped_column(BigInteger)
+    quarantined: Mapped[int] = mapped_column(BigInteger)
+    blank: Mapped[int] = mapped_column(BigInteger)
+    no_destination: Mapped[int] = mapped_column(BigInteger)
+    evidence_rows: Mapped[int] = mapped_column(Integer)
+    digest: Mapped[str] = mapped_column(String(64))  # over the batch's evidence + quarantine rows
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))  # sha256(prev_hash || digest || header)
+
+
+class ChainHead(Base):
+    """A single row; locking it serialises appends to the chain across writers."""
+
+    __tablename__ = "chain_head"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class Evidence(Base):
+    """Aggregate per (window, system, destination, verdict) within one batch."""
+
+    __tablename__ = "evidence"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    batch_seq: Mapped[int] = mapped_column(ForeignKey("batches.seq"), index=True)
+    window_start: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    window_end: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    collector: Mapped[str] = mapped_column(String(64))
+    system: Mapped[str] = mapped_column(String(200), index=True)
+    data_categories: Mapped[str] = mapped_column(Text)  # comma-separated, sorted
+    dest_host: Mapped[str | None] = mapped_column(Text)
+    dest_ip: Mapped[str | None] = mapped_column(String(64))
+    located_country: Mapped[str | None] = mapped_column(String(2))
+    registered_country: Mapped[str | None] = mapped_column(String(2))
+    country: Mapped[str | None] = mapped_column(String(2), index=True)  # the one judged
+    eea: Mapped[bool | None] = mapped_column(Boolean)
+    asn: Mapped[int | None] = mapped_column(BigInteger)
+    as_org: Mapped[str | None] = mapped_column(Text)
+    provider: Mapped[str | None] = mapped_column(Text)
+    provider_seat: Mapped[str | None] = mapped_column(String(2))
+    confidence: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str] = mapped_column(String(16), index=True)
+    article: Mapped[str | None] = mapped_column(String(32))
+    basis: Mapped[str] = mapped_column(Text)
+    rule_id: Mapped[str] = mapped_column(String(200))
+    rule_location: Mapped[str] = mapped_column(Text)
+    pack_hash: Mapped[str] = mapped_column(String(64))
+    severity: Mapped[str] = mapped_column(String(16))
+    vendor: Mapped[str | None] = mapped_column(Text)
+    mmdb_build: Mapped[str | None] = mapped_column(Text)
+    catalog_version: Mapped[str | None] = mapped_column(Text)
+    requests: Mapped[int] = mapped_column(BigInteger)  # rows seen (sampled rows weighted)
+    egress_requests: Mapped[int] = mapped_column(BigInteger)  # of which actually left
+    bytes_out: Mapped[int | None] = mapped_column(BigInteger)
+    bytes_in: Mapped[int] = mapped_column(BigInteger)
+    first_seen: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    last_seen: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    sample_origins: Mapped[list[str]] = mapped_column(JSON)
+    row_hash: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (Index("ix_evidence_dest", "dest_host", "dest_ip"),)
+
+
+class Quarantine(Base):
+    """A line that could not be parsed, kept whole with why and where."""
+
+    __tablename__ = "quarantine"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    batch_seq: Mapped[int] = mapped_column(ForeignKey("batches.seq"), index=True)
+    collector: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(Text)
+    line: Mapped[int | None] = mapped_column(BigInteger)
+    offset: Mapped[int | None] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(Text)
+    field: Mapped[str | None] = mapped_column(String(64))
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    row_hash: Mapped[str] = mapped_column(String(64))
+
+
+class CheckpointRow(Base):
+    """Where a source resumes; written in the same transaction as the batch it ends."""
+
+    __tablename__ = "checkpoints"
+    source: Mapped[str] = mapped_column(String(500), primary_key=True)
+    path: Mapped[str] = mapped_column(Text)
+    device: Mapped[int] = mapped_column(BigInteger)
+    inode: Mapped[int] = mapped_column(BigInteger)
+    offset: Mapped[int] = mapped_column(BigInteger)
+    line: Mapped[int] = mapped_column(BigInteger)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AlertOutbox(Base):
+    """An alert waiting for (or past) delivery; dedup_key makes one alert per incident key."""
+
+    __tablename__ = "alert_outbox"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    dedup_key: Mapped[str] = mapped_column(String(500))
+    batch_seq: Mapped[int] = mapped_column(ForeignKey("batches.seq"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    severity: Mapped[str] = mapped_column(String(16))
+    summary: Mapped[str] = mapped_column(Text)
+    payload: Mapped[dict[str, object]] = mapped_column(JSON)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (UniqueConstraint("dedup_key", name="uq_alert_dedup"),)
