@@ -73,3 +73,7 @@ class DataSourceError(XborderError):
 
 class StoreError(XborderError):
     """The evidence store cannot be opened, migrated or written."""
+
+
+class ReportError(XborderError):
+    """A report cannot be rendered or written (template, WeasyPrint or file system)."""

@@ -73,6 +73,7 @@ class Config:
     settings: Settings
     path: Path | None
     base: Path
+    source: yamlsrc.Sourced | None = None  # for file:line of register entries on verdicts
 
     def resolve_path(self, p: str) -> Path:
         q = Path(p).expanduser()
@@ -133,4 +134,4 @@ def load_config(explicit: str | None = None, *, required: bool = False) -> Confi
         return Config(Settings(), None, Path.cwd())
     src = yamlsrc.load(path)
     settings = yamlsrc.validate(src, Settings)
-    return Config(settings, path, path.resolve().parent)
+    return Config(settings, path, path.resolve().parent, src)

@@ -114,7 +114,10 @@ def problems_from(exc: ValidationError, src: Sourced, model: type[BaseModel]) ->
         else:
             got = err.get("input")
             shown = repr(got) if not isinstance(got, (dict, list)) else type(got).__name__
-            out.append(Problem(f"{dotted}: {err['msg']} (got {shown})", src.where(loc)))
+            hint = None
+            if isinstance(got, bool):
+                hint = "YAML reads yes/no/on/off (and NO, Norway's code) as booleans: quote the value"
+            out.append(Problem(f"{dotted}: {err['msg']} (got {shown})", src.where(loc), hint))
     return out
 
 

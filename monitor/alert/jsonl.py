@@ -1,0 +1,28 @@
+"""Alert channel: one JSON object per line appended to a file (fsynced before it counts as sent)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import ClassVar
+
+from monitor.alert.base import AlertMessage, Alerter, DeliveryError
+
+
+class JsonlAlerter(Alerter):
+    name: ClassVar[str] = "jsonl"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def send(self, alert: AlertMessage) -> None:
+        line = json.dumps(alert.as_dict(), sort_keys=True, default=str) + "\n"
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.write(line)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            raise DeliveryError(f"{self.path}: {exc.strerror}") from exc

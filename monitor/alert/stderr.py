@@ -1,0 +1,19 @@
+"""Alert channel: a one-line summary per alert on standard error, for a person at the terminal."""
+
+from __future__ import annotations
+
+import sys
+from typing import ClassVar, TextIO
+
+from monitor.alert.base import AlertMessage, Alerter
+
+
+class StderrAlerter(Alerter):
+    name: ClassVar[str] = "stderr"
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream
+
+    def send(self, alert: AlertMessage) -> None:
+        out = self.stream or sys.stderr
+        print(f"ALERT #{alert.id} {alert.summary}", file=out, flush=True)

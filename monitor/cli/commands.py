@@ -1,0 +1,259 @@
+"""CLI commands over the store and config: init, check, ingest, transfers, stats, quarantine, evidence, db, alerts."""
+
+from __future__ import annotations
+
+import datetime as dt
+from importlib.resources import files
+from pathlib import Path
+
+import click
+
+from monitor.cli.context import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, Ctx, pass_ctx
+from monitor.cli.output import emit, format_option
+from monitor.errors import UsageError, XborderError
+from monitor.store.chain import verify_chain
+from monitor.store.queries import TransferFilter, quarantine_rows, source_stats, transfers
+from monitor.store.session import current_revision, head_revision, make_engine, open_store, redact, upgrade
+
+@click.command(epilog="Example: xborder init /etc/xborder")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite an existing xborder.yaml.")
+def init(directory: Path, force: bool) -> int:
+    """Write a commented starter config to DIRECTORY/xborder.yaml."""
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / "xborder.yaml"
+    if target.exists() and not force:
+        raise UsageError(f"{target} exists; use --force to overwrite")
+    target.write_text(files("monitor").joinpath("starter_config.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    click.echo(f"wrote {target}\nnext: edit systems and vendors, then `xborder -c {target} check`")
+    return EXIT_OK
+
+
+@click.command(epilog="Example: xborder -c /etc/xborder/xborder.yaml check")
+@pass_ctx
+def check(ctx: Ctx) -> int:
+    """Preflight: config, rule pack, store, GeoIP databases, alert paths."""
+    from monitor.policy.rulepack import load_pack
+    from monitor.resolve.geoip import GeoIP
+
+    failed = False
+
+    def line(ok: bool | None, what: str, detail: str) -> None:
+        nonlocal failed
+        mark = {True: "ok  ", False: "FAIL", None: "warn"}[ok]
+        failed = failed or ok is False
+        click.echo(f"[{mark}] {what}: {detail}")
+
+    cfg = ctx.config()
+    line(True, "config", str(cfg.path) if cfg.path else "none found, using defaults")
+    try:
+        pack = load_pack(cfg.rules_dir)
+        line(True, "rules", f"{pack.info.name} {pack.info.version}, hash {pack.hash[:16]}…, {len(pack.decisions)} adequacy decisions")
+    except XborderError as exc:
+        line(False, "rules", str(exc))
+    try:
+        engine = make_engine(cfg.store_url)
+        rev, head = current_revision(engine), head_revision()
+        engine.dispose()
+        if rev == head:
+            line(True, "store", f"{redact(cfg.store_url)} at revision {rev}")
+        else:
+            line(None if rev is None else False, "store",
+                 f"{redact(cfg.store_url)} at revision {rev or 'none (new)'}; run `xborder db upgrade` (head {head})")
+    except XborderError as exc:
+        line(False, "store", str(exc))
+    dbs = [cfg.resolve_path(p) for p in cfg.settings.geoip.databases]
+    if not dbs:
+        line(None, "geoip", "no mmdb configured: offline RIR fallback (registered country only, low confidence)")
+    else:
+        try:
+            geo = GeoIP(dbs)
+            line(True, "geoip", ", ".join(f"{d.path.name} ({d.database_type}, built {d.built_on():%Y-%m-%d})" for d in geo.databases))
+            for w in geo.stale(cfg.settings.geoip.max_age_days, dt.datetime.now(dt.UTC)):
+                line(None, "geoip stale", w)
+            geo.close()
+        except XborderError as exc:
+            line(False, "geoip", str(exc))
+    if cfg.settings.alerts.jsonl:
+        p = cfg.resolve_path(cfg.settings.alerts.jsonl)
+        parent = p.parent
+        line(parent.is_dir() or not parent.exists(), "alerts", f"jsonl → {p}")
+    click.echo(f"systems: {len(cfg.settings.systems)}, vendors: {len(cfg.settings.vendors)}")
+    return EXIT_USAGE if failed else EXIT_OK
+
+
+@click.command(epilog="Example: xborder ingest squid /var/log/squid/access.log /var/log/squid/access.log.1")
+@click.argument("collector")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--no-deliver", is_flag=True, help="Queue alerts in the outbox without delivering them now.")
+@format_option
+@pass_ctx
+def ingest(ctx: Ctx, collector: str, paths: tuple[Path, ...], no_deliver: bool, fmt: str) -> int:
+    """Ingest log FILES with COLLECTOR (e.g. squid); each file resumes from its checkpoint."""
+    from monitor.pipeline import ingest_files
+
+    summary = ingest_files(ctx.config(), collector, list(paths), deliver=not no_deliver)
+    rows = [
+        {"file": f.path, "lines": f.lines_read, "rows": f.rows, "quarantined": f.quarantined,
+         "blank": f.blank, "no_destination": f.no_destination, "batches": f.batches,
+         "evidence_rows": f.evidence_rows, "new_alerts": f.new_alerts}
+        for f in summary.files
+    ]
+    extra = {"seconds": round(summary.seconds, 3),
+             "lines_per_second": int(summary.lines_read / summary.seconds) if summary.seconds else None}
+    if summary.delivery is not None:
+        extra["alerts_delivered"] = summary.delivery.delivered
+        extra["alerts_failed"] = summary.delivery.failed
+    emit(rows, fmt, title="ingest", extra=extra)
+    return EXIT_OK
+
+
+def _week_bounds(week: str) -> tuple[dt.datetime, dt.datetime]:
+    try:
+        year, w = week.upper().split("-W")
+        start = dt.datetime.combine(dt.date.fromisocalendar(int(year), int(w), 1), dt.time(), dt.UTC)
+    except ValueError as exc:
+        raise UsageError(f"--week must look like 2026-W47, got '{week}'") from exc
+    return start, start + dt.timedelta(days=7)
+
+
+def _parse_day(v: str | None, what: str) -> dt.datetime | None:
+    if v is None:
+        return None
+    try:
+        return dt.datetime.combine(dt.date.fromisoformat(v), dt.time(), dt.UTC)
+    except ValueError as exc:
+        raise UsageError(f"{what} must be a date YYYY-MM-DD, got '{v}'") from exc
+
+
+TRANSFER_COLUMNS = ["system", "data_categories", "dest_host", "dest_ip", "country", "eea", "outcome",
+                    "article", "rule_id", "requests", "egress_requests", "first_seen", "last_seen"]
+
+
+@click.command(epilog="Example: xborder transfers --outcome unauthorized --week 2026-W47 --format json")
+@click.option("--system", help="Only this system.")
+@click.option("--outcome", type=click.Choice(["permitted", "unauthorized", "review", "out_of_scope"]))
+@click.option("--country", help="Only this destination country (ISO alpha-2).")
+@click.option("--dest", help="Only this destination host or IP.")
+@click.option("--week", help="ISO week, e.g. 2026-W47.")
+@click.option("--since", help="From this day (YYYY-MM-DD, UTC).")
+@click.option("--until", help="Before this day (YYYY-MM-DD, UTC).")
+@format_option
+@pass_ctx
+def transfers_cmd(ctx: Ctx, system: str | None, outcome: str | None, country: str | None, dest: str | None,
+                  week: str | None, since: str | None, until: str | None, fmt: str) -> int:
+    """List transfers per system, destination and verdict, summed over the evidence."""
+    s, u = _parse_day(since, "--since"), _parse_day(until, "--until")
+    if week:
+        s, u = _week_bounds(week)
+    factory = open_store(ctx.config().store_url)
+    with factory() as session:
+        rows = transfers(session, TransferFilter(system, outcome, country, dest, s, u))
+    factory.kw["bind"].dispose()
+    cols = TRANSFER_COLUMNS + (["rule_location", "vendor", "bytes_in"] if fmt != "table" else [])
+    emit(rows, fmt, cols, title="transfers")
+    return EXIT_OK
+
+
+transfers_cmd.name = "transfers"
+
+
+@click.command(epilog="Example: xborder stats --format json")
+@format_option
+@pass_ctx
+def stats(ctx: Ctx, fmt: str) -> int:
+    """Per source: lines read, rows, quarantined, blank; with totals (lines = rows + quarantined + blank)."""
+    factory = open_store(ctx.config().store_url)
+    with factory() as session:
+        rows = source_stats(session)
+    factory.kw["bind"].dispose()
+    keys = ("batches", "lines_read", "rows", "quarantined", "blank", "no_destination")
+    totals = {k: sum(r[k] for r in rows) for k in keys}
+    if fmt == "json":
+        emit(rows, fmt, extra={"totals": totals})
+    else:
+        emit([*rows, {"source": "TOTAL", **totals}], fmt, ["source", *keys], title="stats")
+    return EXIT_OK
+
+
+@click.command(epilog="Example: xborder quarantine --format csv > bad-lines.csv")
+@click.option("--source", help="Only this source (as shown by `xborder stats`).")
+@click.option("--limit", default=1000, show_default=True)
+@format_option
+@pass_ctx
+def quarantine(ctx: Ctx, source: str | None, limit: int, fmt: str) -> int:
+    """Show quarantined lines with file, line number and reason."""
+    factory = open_store(ctx.config().store_url)
+    with factory() as session:
+        rows = quarantine_rows(session, source, limit)
+    factory.kw["bind"].dispose()
+    emit(rows, fmt, ["source", "line", "field", "reason", "raw"], title="quarantine")
+    return EXIT_OK
+
+
+@click.group()
+def evidence() -> None:
+    """The hash-chained evidence record."""
+
+
+@evidence.command("verify", epilog="Example: xborder evidence verify --format json")
+@format_option
+@pass_ctx
+def evidence_verify(ctx: Ctx, fmt: str) -> int:
+    """Recompute every row hash and chain link; exit 1 and name the first break if tampered."""
+    factory = open_store(ctx.config().store_url)
+    with factory() as session:
+        rep = verify_chain(session)
+    factory.kw["bind"].dispose()
+    doc = {"ok": rep.ok, "batches": rep.batches, "evidence_rows": rep.evidence_rows, "head_seq": rep.head_seq,
+           "head_hash": rep.head_hash, "first_bad_batch": rep.first_bad_batch,
+           "bad_evidence_ids": rep.bad_evidence_ids, "problems": rep.problems}
+    if fmt == "table":
+        click.echo(f"evidence chain: {'PASSED' if rep.ok else 'FAILED'}")
+        click.echo(f"  batches {rep.batches}, evidence rows {rep.evidence_rows}, head #{rep.head_seq} {rep.head_hash}")
+        for p in rep.problems:
+            click.echo(f"  BROKEN: {p}")
+    else:
+        emit([doc], fmt)
+    return EXIT_OK if rep.ok else EXIT_FINDINGS
+
+
+@click.group()
+def db() -> None:
+    """Store schema management."""
+
+
+@db.command("upgrade", epilog="Example: XBORDER_DB_URL=postgresql+psycopg://xborder@db/xborder xborder db upgrade")
+@pass_ctx
+def db_upgrade(ctx: Ctx) -> int:
+    """Create or migrate the store to the current schema (Alembic)."""
+    url = ctx.config().store_url
+    engine = make_engine(url)
+    before, after = upgrade(engine)
+    engine.dispose()
+    click.echo(f"{redact(url)}: {before or 'empty'} → {after}")
+    return EXIT_OK
+
+
+@click.group()
+def alerts() -> None:
+    """The alert outbox."""
+
+
+@alerts.command("deliver", epilog="Example: xborder alerts deliver")
+@pass_ctx
+def alerts_deliver(ctx: Ctx) -> int:
+    """Deliver alerts still pending in the outbox (after a channel was down)."""
+    from monitor.alert.outbox import deliver_pending, make_alerters
+
+    cfg = ctx.config()
+    factory = open_store(cfg.store_url)
+    rep = deliver_pending(factory, make_alerters(cfg))
+    factory.kw["bind"].dispose()
+    click.echo(f"delivered {rep.delivered}, failed {rep.failed}")
+    for e in rep.errors:
+        click.echo(f"  {e}", err=True)
+    return EXIT_OK if rep.failed == 0 else EXIT_FINDINGS
+
+
+COMMANDS = [init, check, ingest, transfers_cmd, stats, quarantine, evidence, db, alerts]

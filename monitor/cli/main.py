@@ -1,0 +1,69 @@
+"""The `xborder` command: the group, global options, and the one place errors become exit codes."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from monitor import __version__
+from monitor.errors import ConfigError, XborderError
+from monitor.cli.context import EXIT_OK, EXIT_USAGE, Ctx
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog="Example: xborder -c /etc/xborder/xborder.yaml ingest squid /var/log/squid/access.log",
+)
+@click.option("-c", "--config", "config_path", metavar="FILE", envvar=None,
+              help="Config file (default: $XBORDER_CONFIG, then ./xborder.yaml).")
+@click.version_option(__version__, prog_name="xborder")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None) -> None:
+    """xborder: where your data goes, and on what legal basis.
+
+    Reads egress proxy logs, resolves each destination's jurisdiction, judges every transfer
+    under GDPR Chapter V, alerts on unauthorized transfers and keeps tamper-evident evidence.
+    """
+    ctx.obj = Ctx(config_path)
+
+
+def _register() -> None:
+    from monitor.cli import commands, demo_cmd, report_cmd  # noqa: PLC0415 - after `cli` exists
+
+    for cmd in (*commands.COMMANDS, demo_cmd.demo, report_cmd.report):
+        cli.add_command(cmd)
+
+
+_register()
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code (for tests and main)."""
+    try:
+        rv: Any = cli.main(args=argv, prog_name="xborder", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.UsageError as exc:
+        exc.show()
+        return EXIT_USAGE
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_USAGE
+    except click.Abort:
+        click.echo("aborted", err=True)
+        return EXIT_USAGE
+    except ConfigError as exc:
+        n = len(exc.problems)
+        click.echo(f"error: {n} problem{'s' if n != 1 else ''} in configuration or rules:", err=True)
+        for p in exc.problems:
+            click.echo(f"  {p}", err=True)
+        return EXIT_USAGE
+    except XborderError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return EXIT_USAGE
+    return rv if isinstance(rv, int) else EXIT_OK
+
+
+def main() -> None:
+    sys.exit(run())

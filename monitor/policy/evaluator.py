@@ -1,0 +1,220 @@
+"""Judges one (system, destination, day) under the rule pack's Chapter V procedure: pure, no I/O."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from monitor.policy.register import Bcr, Derogation, Dpf, Scc, VendorDef
+from monitor.policy.register import AdequacyScope as ScopeMech
+from monitor.policy.rulepack import Decision, RulePack, StepDef
+from monitor.records import Destination, Outcome, Severity, Step, System, Verdict
+
+HR_CATEGORIES = frozenset({"hr", "employee-personal"})
+
+
+@dataclass(frozen=True)
+class VendorRef:
+    """A register vendor with where it is written (config file:line)."""
+
+    vendor: VendorDef
+    where: str
+    mechanism_where: tuple[str, ...] = ()
+
+
+@dataclass
+class Case:
+    """What the checks look at, and what a matching check found (for the verdict's basis)."""
+
+    pack: RulePack
+    system: System
+    dest: Destination
+    day: dt.date
+    vendor: VendorRef | None
+    found: list[str] = field(default_factory=list)
+    rule_id: str | None = None
+    rule_where: str | None = None
+
+    @property
+    def country(self) -> str | None:
+        return self.dest.country
+
+    def mechanisms(self) -> list[tuple[object, str]]:
+        if self.vendor is None:
+            return []
+        locs = self.vendor.mechanism_where or tuple(self.vendor.where for _ in self.vendor.vendor.mechanisms)
+        return list(zip(self.vendor.vendor.mechanisms, locs, strict=False))
+
+
+def _in_force(d: Decision, day: dt.date) -> bool:
+    return d.in_force_from <= day and (d.in_force_until is None or day <= d.in_force_until)
+
+
+def _dpf_covers(m: Dpf, categories: tuple[str, ...], day: dt.date) -> bool:
+    if m.framework != "eu-us" or m.certified_since > day:
+        return False
+    hr = any(c in HR_CATEGORIES for c in categories)
+    other = any(c not in HR_CATEGORIES for c in categories)
+    if hr and m.scope not in ("hr", "both"):
+        return False
+    return not (other and m.scope not in ("non-hr", "both"))
+
+
+def _check_no_personal(c: Case) -> bool:
+    cats = c.system.data_categories
+    return bool(cats) and all(x in c.pack.non_personal for x in cats)
+
+
+def _check_same_entity(c: Case) -> bool:
+    if c.vendor and c.vendor.vendor.same_entity:
+        c.found.append(f"vendor '{c.vendor.vendor.name}' is the organisation itself ({c.vendor.where})")
+        return True
+    return False
+
+
+def _check_eea(c: Case) -> bool:
+    if c.country and c.pack.in_eea(c.country):
+        c.found.append(f"country {c.country} is in the EEA")
+        return True
+    return False
+
+
+def _check_territory_review(c: Case) -> bool:
+    t = c.pack.territories.get(c.country or "")
+    if t is not None and t.treat_as == "review":
+        c.found.append(f"{t.name} ({t.code}): {t.source}")
+        return True
+    return False
+
+
+def _adequacy(c: Case, want_confirmed: bool) -> bool:
+    for d in c.pack.decisions_for(c.country or ""):
+        if not _in_force(d, c.day):
+            continue
+        where = c.pack.locations[d.id]
+        if d.scope == "full":
+            if want_confirmed:
+                c.found.append(f"{d.instrument} (in force since {d.in_force_from})")
+                c.rule_id, c.rule_where = d.id, where
+                return True
+            continue
+        if d.scope == "certified":
+            for m, mwhere in c.mechanisms():
+                if isinstance(m, Dpf) and d.certification == "dpf" and _dpf_covers(m, c.system.data_categories, c.day):
+                    if want_confirmed:
+                        c.found.append(
+                            f"{d.instrument}; {c.vendor.vendor.name if c.vendor else '?'} DPF-certified "
+                            f"({m.framework}, scope {m.scope}) since {m.certified_since} ({mwhere})"
+                        )
+                        c.rule_id, c.rule_where = d.id, where
+                        return True
+            continue
+        confirmed = [(m, w) for m, w in c.mechanisms() if isinstance(m, ScopeMech) and m.country == c.country]
+        if want_confirmed and confirmed:
+            m, w = confirmed[0]
+            c.found.append(f"{d.instrument}; recipient confirmed within scope ({d.condition}) on {m.confirmed_on} ({w})")
+            c.rule_id, c.rule_where = d.id, where
+            return True
+        if not want_confirmed and not confirmed:
+            c.found.append(f"{d.instrument} covers only: {d.condition}")
+            return True
+    return False
+
+
+def _check_scc(c: Case) -> bool:
+    for m, where in c.mechanisms():
+        if not isinstance(m, Scc) or m.signed > c.day or (m.expires and c.day > m.expires):
+            continue
+        v = c.pack.scc.get(m.version)
+        if v is None:
+            continue
+        if (v.signed_from and m.signed < v.signed_from) or (v.signed_until and m.signed > v.signed_until):
+            continue
+        if v.valid_until and c.day > v.valid_until:
+            continue
+        c.found.append(f"SCC {v.instrument}, module {m.module}, signed {m.signed} ({where})")
+        return True
+    return False
+
+
+def _check_bcr(c: Case) -> bool:
+    for m, where in c.mechanisms():
+        if isinstance(m, Bcr) and m.approved_on <= c.day:
+            c.found.append(f"BCR approved {m.approved_on} ({where})")
+            return True
+    return False
+
+
+def _check_derogation(c: Case) -> bool:
+    for m, where in c.mechanisms():
+        if isinstance(m, Derogation):
+            c.found.append(f"Art. 49(1) point ({m.point}): {m.justification} ({where})")
+            return True
+    return False
+
+
+CHECKS: dict[str, Callable[[Case], bool]] = {
+    "no_personal_data": _check_no_personal,
+    "internal_destination": lambda c: c.dest.internal,
+    "same_legal_entity": _check_same_entity,
+    "country_unknown": lambda c: c.country is None,
+    "recipient_in_eea": _check_eea,
+    "territory_review": _check_territory_review,
+    "adequacy": lambda c: _adequacy(c, True),
+    "adequacy_scope_unconfirmed": lambda c: _adequacy(c, False),
+    "scc_on_file": _check_scc,
+    "bcr_on_file": _check_bcr,
+    "derogation_on_file": _check_derogation,
+    "always": lambda c: True,
+}
+
+
+def severity(pack: RulePack, outcome: str, categories: tuple[str, ...]) -> Severity:
+    table = pack.severity
+    if outcome != "unauthorized":
+        return Severity(getattr(table, outcome))
+    for cat, sev in table.unauthorized.by_category.items():
+        if cat in categories:
+            return Severity(sev)
+    return Severity(table.unauthorized.default)
+
+
+def _describe(step: StepDef, c: Case) -> str:
+    d = c.dest
+    facts = {
+        "no_personal_data": f"data categories: {', '.join(c.system.data_categories) or 'none'}",
+        "internal_destination": f"destination {d.ip or d.host} internal: {d.internal}",
+        "country_unknown": f"country: {d.country or 'unknown'} (confidence {d.confidence})",
+    }
+    return facts.get(step.check, step.basis)
+
+
+def evaluate(
+    pack: RulePack, system: System, dest: Destination, day: dt.date, vendor: VendorRef | None
+) -> Verdict:
+    """The first procedure step whose check holds decides; every step tried is recorded."""
+    case = Case(pack, system, dest, day, vendor)
+    steps: list[Step] = []
+    for step in pack.procedure:
+        where = pack.locations[step.id]
+        case.found.clear()
+        if not CHECKS[step.check](case):
+            steps.append(Step(step.id, where, "pass", f"not applicable: {_describe(step, case)}"))
+            continue
+        detail = "; ".join(case.found)
+        steps.append(Step(step.id, where, "match", f"{step.basis}" + (f": {detail}" if detail else "")))
+        rule_id, rule_where = case.rule_id or step.id, case.rule_where or where
+        return Verdict(
+            outcome=Outcome(step.outcome),
+            article=step.article,
+            basis=step.basis + (f" — {detail}" if detail else ""),
+            rule_id=rule_id,
+            rule_location=rule_where,
+            pack_hash=pack.hash,
+            severity=severity(pack, step.outcome, system.data_categories),
+            steps=tuple(steps),
+            vendor=vendor.vendor.name if vendor else None,
+        )
+    # load_pack guarantees the last step is a catch-all, so this is unreachable
+    raise RuntimeError("rule pack procedure has no catch-all step")

@@ -1,0 +1,123 @@
+"""Opens the evidence store (SQLite WAL or PostgreSQL) and keeps its schema at the Alembic head."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from monitor.errors import StoreError
+
+
+def migrations_dir() -> Path:
+    here = Path(__file__).resolve().parent.parent
+    for cand in (here.parent / "migrations", here / "_migrations"):
+        if (cand / "env.py").is_file():
+            return cand
+    raise StoreError("cannot find the Alembic migrations/ directory")
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _rec: Any) -> None:
+    # pysqlite's own transaction handling is switched off so that "begin" below can take the
+    # write lock up front (BEGIN IMMEDIATE): two writers then queue instead of deadlocking.
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    try:
+        if url.startswith("sqlite"):
+            path = url.split("///", 1)[-1]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url)
+            event.listen(engine, "connect", _sqlite_pragmas)
+
+            @event.listens_for(engine, "begin")
+            def _begin(conn: Any) -> None:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+            return engine
+        return create_engine(url, pool_pre_ping=True)
+    except (SQLAlchemyError, ImportError, ValueError) as exc:
+        raise StoreError(f"cannot open store {redact(url)}: {exc}") from exc
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}" if ":" in creds else url
+    return url
+
+
+def _alembic_config(engine: Engine) -> Any:
+    from alembic.config import Config as AlembicConfig
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory(str(migrations_dir()))
+    head = script.get_current_head()
+    if head is None:
+        raise StoreError("migrations/ has no revisions")
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot read store {redact(str(engine.url))}: {exc}") from exc
+
+
+def upgrade(engine: Engine) -> tuple[str | None, str]:
+    """Migrate to head; returns (revision before, revision after)."""
+    from alembic import command
+
+    before = current_revision(engine)
+    try:
+        command.upgrade(_alembic_config(engine), "head")
+    except SQLAlchemyError as exc:
+        raise StoreError(f"migration failed on {redact(str(engine.url))}: {exc}") from exc
+    return before, head_revision()
+
+
+def ensure_schema(engine: Engine) -> None:
+    """A brand-new store is created; an existing one at an older revision must be upgraded on purpose."""
+    rev = current_revision(engine)
+    if rev == head_revision():
+        return
+    if rev is None and not inspect(engine).get_table_names():
+        upgrade(engine)
+        return
+    raise StoreError(
+        f"store {redact(str(engine.url))} is at schema revision {rev or 'none'}, "
+        f"this xborder needs {head_revision()}: run `xborder db upgrade`"
+    )
+
+
+def open_store(url: str, *, create: bool = True) -> sessionmaker[Session]:
+    engine = make_engine(url)
+    if create:
+        ensure_schema(engine)
+    return sessionmaker(engine, expire_on_commit=False)

@@ -1,0 +1,169 @@
+"""Commits one batch in ONE transaction: evidence, quarantine, checkpoint, alert outbox, chain link."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from monitor.errors import StoreError
+from monitor.records import Checkpoint, Quarantined
+from monitor.store.chain import (
+    EVIDENCE_FIELDS,
+    QUARANTINE_FIELDS,
+    batch_digest,
+    batch_header,
+    link_hash,
+    row_hash,
+)
+from monitor.store.models import AlertOutbox, Batch, ChainHead, CheckpointRow, Evidence, Quarantine
+
+
+@dataclass
+class BatchRecord:
+    """Everything one batch adds to the store, ready to write."""
+
+    collector: str
+    source: str
+    lines_read: int
+    rows: int
+    blank: int
+    no_destination: int
+    evidence: list[dict[str, Any]]  # Evidence columns except id, batch_seq, row_hash
+    quarantined: list[Quarantined]
+    checkpoint: Checkpoint | None
+    resumed_from: Checkpoint | None  # the checkpoint this batch started from (None: new file)
+    alerts: list[dict[str, Any]] = field(default_factory=list)  # dedup_key, severity, summary, payload
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    seq: int
+    hash: str
+    evidence_rows: int
+    quarantined: int
+    new_alerts: int
+
+
+def _same_position(a: CheckpointRow | None, b: Checkpoint | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return (a.inode, a.device, a.offset, a.fingerprint) == (b.inode, b.device, b.offset, b.fingerprint)
+
+
+def _insert_ignore(session: Session, values: list[dict[str, Any]]) -> int:
+    """Insert alert rows, skipping any whose dedup_key already exists; returns how many were new."""
+    if not values:
+        return 0
+    dialect = session.get_bind().dialect.name
+    stmt: Any
+    if dialect == "postgresql":
+        stmt = postgresql.insert(AlertOutbox).on_conflict_do_nothing(index_elements=["dedup_key"])
+    elif dialect == "sqlite":
+        stmt = sqlite.insert(AlertOutbox).on_conflict_do_nothing(index_elements=["dedup_key"])
+    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
+        raise StoreError(f"unsupported database dialect {dialect}")
+    new = 0
+    for v in values:  # one alert per incident key: few rows, so per-row statements are fine
+        res = session.execute(stmt.values(**v).returning(AlertOutbox.id))
+        new += len(res.fetchall())
+    return new
+
+
+def commit_batch(factory: sessionmaker[Session], rec: BatchRecord) -> CommitResult:
+    """Append `rec` to the store and the chain, atomically; refuse if the source moved meanwhile."""
+    now = dt.datetime.now(dt.UTC)
+    try:
+        with factory.begin() as session:
+            # Locking the head serialises writers (PostgreSQL row lock; SQLite holds its write
+            # lock since BEGIN IMMEDIATE), so sequence numbers and links never fork.
+            head = session.execute(
+                select(ChainHead).where(ChainHead.id == 1).with_for_update()
+            ).scalar_one()
+            if rec.checkpoint is not None:
+                stored = session.get(CheckpointRow, rec.checkpoint.source)
+                if not _same_position(stored, rec.resumed_from):
+                    raise StoreError(
+                        f"{rec.source}: another ingest advanced this source meanwhile; "
+                        "nothing was written, run again to resume from its checkpoint"
+                    )
+            seq = head.seq + 1
+            hashes: list[str] = []
+            ev_rows = []
+            for e in rec.evidence:
+                row = dict(e, batch_seq=seq)
+                row["row_hash"] = row_hash(row, EVIDENCE_FIELDS)
+                hashes.append(row["row_hash"])
+                ev_rows.append(row)
+            q_rows = []
+            for q in rec.quarantined:
+                row = {
+                    "batch_seq": seq,
+                    "collector": rec.collector,
+                    "source": q.source,
+                    "line": q.line,
+                    "offset": q.offset,
+                    "reason": q.reason,
+                    "field": q.field,
+                    "raw": q.raw,
+                }
+                row["row_hash"] = row_hash(row, QUARANTINE_FIELDS)
+                hashes.append(row["row_hash"])
+                q_rows.append(row)
+            batch = Batch(
+                seq=seq,
+                collector=rec.collector,
+                source=rec.source,
+                committed_at=now,
+                lines_read=rec.lines_read,
+                rows=rec.rows,
+                quarantined=len(rec.quarantined),
+                blank=rec.blank,
+                no_destination=rec.no_destination,
+                evidence_rows=len(ev_rows),
+                digest=batch_digest(hashes),
+                prev_hash=head.hash,
+                hash="",
+            )
+            batch.hash = link_hash(batch.prev_hash, batch.digest, batch_header(batch))
+            session.add(batch)
+            session.flush()
+            if ev_rows:
+                session.execute(insert(Evidence), ev_rows)
+            if q_rows:
+                session.execute(insert(Quarantine), q_rows)
+            if rec.checkpoint is not None:
+                _save_checkpoint(session, rec.checkpoint, now)
+            new_alerts = _insert_ignore(
+                session, [dict(a, batch_seq=seq, created_at=now, attempts=0) for a in rec.alerts]
+            )
+            session.execute(
+                update(ChainHead).where(ChainHead.id == 1).values(seq=seq, hash=batch.hash)
+            )
+    except SQLAlchemyError as exc:
+        raise StoreError(f"could not commit batch from {rec.source}: {exc}") from exc
+    return CommitResult(seq, batch.hash, len(ev_rows), len(q_rows), new_alerts)
+
+
+def _save_checkpoint(session: Session, cp: Checkpoint, now: dt.datetime) -> None:
+    row = session.get(CheckpointRow, cp.source)
+    if row is None:
+        row = CheckpointRow(source=cp.source)
+        session.add(row)
+    row.path, row.device, row.inode = cp.path, cp.device, cp.inode
+    row.offset, row.line, row.fingerprint, row.updated_at = cp.offset, cp.line, cp.fingerprint, now
+
+
+def load_checkpoint(factory: sessionmaker[Session], source: str) -> Checkpoint | None:
+    with factory() as session:
+        row = session.get(CheckpointRow, source)
+        if row is None:
+            return None
+        return Checkpoint(
+            row.source, row.path, row.device, row.inode, row.offset, row.line, row.fingerprint
+        )
