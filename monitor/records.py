@@ -53,7 +53,8 @@ COLUMNS: tuple[str, ...] = tuple(BATCH_SCHEMA.names)
 def frame_from_table(table: pa.Table) -> pd.DataFrame:
     """A pandas frame on Arrow dtypes, checked against BATCH_SCHEMA (order and types)."""
     table = table.select(list(COLUMNS)).cast(BATCH_SCHEMA)
-    return table.to_pandas(types_mapper=pd.ArrowDtype)
+    frame: pd.DataFrame = table.to_pandas(types_mapper=pd.ArrowDtype)
+    return frame
 
 
 def empty_frame() -> pd.DataFrame:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
@@ -24,7 +24,7 @@ class StoreSettings(Strict):
 class GeoipSettings(Strict):
     # any mix of City/Country/ASN/ISP databases; none: the offline RIR fallback is used
     databases: list[str] = []
-    max_age_days: int = Field(45, ge=1)
+    max_age_days: Annotated[int, Field(ge=1)] = 45
 
 
 class AlertSettings(Strict):
@@ -33,13 +33,20 @@ class AlertSettings(Strict):
 
 
 class EvidenceSettings(Strict):
-    window_minutes: int = Field(60, ge=1, le=1440)
-    sample_origins: int = Field(3, ge=0, le=20)
+    window_minutes: Annotated[int, Field(ge=1, le=1440)] = 60
+
+    @field_validator("window_minutes")
+    @classmethod
+    def _divides_day(cls, v: int) -> int:
+        # a window must not straddle midnight: verdicts are per day
+        if 1440 % v:
+            raise ValueError("must divide a day (1440 minutes), e.g. 5, 15, 60, 1440")
+        return v
 
 
 class OrganisationSettings(Strict):
     name: str = "Example organisation"
-    country: str = Field("DE", pattern=r"^[A-Z]{2}$")
+    country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] = "DE"
 
 
 class Settings(Strict):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 
 from monitor.records import Destination
@@ -81,18 +82,16 @@ class Resolver:
         return out
 
     def _one(self, host: str | None, ip: str | None, rir_country: str | None) -> Destination:
-        base = {"host": host, "ip": ip, "mmdb_build": self.data_version}
+        base = Destination(host=host, ip=ip, mmdb_build=self.data_version)
         if ip is None:
-            return Destination(**base, confidence="none", sources=(("country", "unknown: no address"),))
+            return replace(base, sources=(("country", "unknown: no address"),))
         if _internal(ip, self.own):
-            return Destination(
-                **base, internal=True, confidence="high", sources=(("internal", "private/own network"),)
-            )
+            return replace(base, internal=True, confidence="high", sources=(("internal", "private/own network"),))
         if self.geoip is not None:
             facts, sources = self.geoip.lookup(ip)
             country = facts.located_country or facts.registered_country
-            return Destination(
-                **base,
+            return replace(
+                base,
                 located_country=facts.located_country,
                 registered_country=facts.registered_country,
                 asn=facts.asn,
@@ -101,8 +100,8 @@ class Resolver:
                 confidence="medium" if facts.located_country else ("low" if country else "none"),
                 sources=tuple(sources),
             )
-        return Destination(
-            **base,
+        return replace(
+            base,
             registered_country=rir_country,
             eea=self.in_eea(rir_country) if rir_country else None,
             # RIR registration says where the block's holder registered, not where the server is
