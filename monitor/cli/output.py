@@ -64,7 +64,8 @@ def emit(rows: Sequence[dict[str, Any]], fmt: str, columns: Sequence[str] | None
             table.add_column(c, overflow="fold")
         for r in rows:
             table.add_row(*(_cell(r.get(c)) for c in cols))
-        console = Console(width=max(100, Console().width))
+        # wide enough for hostnames and rule ids when piped (rich would default to 80 columns)
+        console = Console(width=max(160, Console().width))
         console.print(table)
         if extra:
             for k, v in extra.items():
