@@ -60,10 +60,10 @@ class Runtime:
 def build_runtime(config: Config) -> Runtime:
     s = config.settings
     pack = load_pack(config.rules_dir)
-    resolver = Resolver(
-        [config.resolve_path(p) for p in s.geoip.databases], pack.in_eea, s.internal_networks
-    )
-    categories = ("unknown",)
+    resolver = Resolver([config.resolve_path(p) for p in s.geoip.databases], pack.in_eea, s.internal_networks)
+    # "review": an unknown source's data is unknown, so its third-country transfers go to review;
+    # "personal": assume personal data, so they are judged (and alerted) like any other
+    categories = ("unknown",) if s.unattributed == "review" else ("personal",)
     return Runtime(
         config=config,
         pack=pack,
@@ -184,8 +184,14 @@ def process_batch(rt: Runtime, batch: ObservationBatch) -> tuple[list[dict[str, 
 
 
 def _evidence_row(
-    batch: ObservationBatch, rt: Runtime, system: System, dest: Destination, v: Verdict,
-    r: dict[str, Any], wstart: dt.datetime, span: dt.timedelta,
+    batch: ObservationBatch,
+    rt: Runtime,
+    system: System,
+    dest: Destination,
+    v: Verdict,
+    r: dict[str, Any],
+    wstart: dt.datetime,
+    span: dt.timedelta,
 ) -> dict[str, Any]:
     origins = sorted({f"{batch.source}:{r['line_min']}", f"{batch.source}:{r['line_max']}"})
     return {
@@ -262,8 +268,7 @@ def _add_alert(alerts: dict[str, dict[str, Any]], row: dict[str, Any], v: Verdic
     alerts[key] = {"dedup_key": key, "severity": v.severity.value, "summary": summary, "payload": payload}
 
 
-def ingest_batches(rt: Runtime, batches: Iterable[ObservationBatch], summary: FileSummary,
-                   resumed_from: Any) -> None:
+def ingest_batches(rt: Runtime, batches: Iterable[ObservationBatch], summary: FileSummary, resumed_from: Any) -> None:
     for batch in batches:
         evidence, alerts, no_dest = process_batch(rt, batch)
         res = commit_batch(
@@ -294,8 +299,9 @@ def ingest_batches(rt: Runtime, batches: Iterable[ObservationBatch], summary: Fi
         summary.chain_head = res.hash
 
 
-def ingest_files(config: Config, collector: str, paths: list[Path], *, deliver: bool = True,
-                 final: bool = True) -> IngestSummary:
+def ingest_files(
+    config: Config, collector: str, paths: list[Path], *, deliver: bool = True, final: bool = True
+) -> IngestSummary:
     """Ingest finished files (or resume them); each file resumes from its committed checkpoint."""
     if collector not in COLLECTORS:
         raise UsageError(f"unknown collector '{collector}'; known: {', '.join(sorted(COLLECTORS))}")

@@ -135,9 +135,7 @@ def load_config(explicit: str | None = None, *, required: bool = False) -> Confi
     path = find_config(explicit)
     if path is None:
         if required:
-            raise UsageError(
-                "no config: pass -c FILE, set $XBORDER_CONFIG, or run `xborder init DIR`"
-            )
+            raise UsageError("no config: pass -c FILE, set $XBORDER_CONFIG, or run `xborder init DIR`")
         return Config(Settings(), None, Path.cwd())
     src = yamlsrc.load(path)
     settings = yamlsrc.validate(src, Settings)

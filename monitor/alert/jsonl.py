@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import ClassVar
 
-from monitor.alert.base import AlertMessage, Alerter, DeliveryError
+from monitor.alert.base import Alerter, AlertMessage, DeliveryError
 
 
 class JsonlAlerter(Alerter):

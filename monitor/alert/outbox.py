@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from monitor.alert.base import AlertMessage, Alerter, DeliveryError
+from monitor.alert.base import Alerter, AlertMessage, DeliveryError
 from monitor.alert.jsonl import JsonlAlerter
 from monitor.alert.stderr import StderrAlerter
 from monitor.settings import Config

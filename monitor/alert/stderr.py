@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import ClassVar, TextIO
 
-from monitor.alert.base import AlertMessage, Alerter
+from monitor.alert.base import Alerter, AlertMessage
 
 
 class StderrAlerter(Alerter):

@@ -15,6 +15,7 @@ from monitor.store.chain import verify_chain
 from monitor.store.queries import TransferFilter, quarantine_rows, source_stats, transfers
 from monitor.store.session import current_revision, head_revision, make_engine, open_store, redact, upgrade
 
+
 @click.command(epilog="Example: xborder init /etc/xborder")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="Overwrite an existing xborder.yaml.")
@@ -48,7 +49,11 @@ def check(ctx: Ctx) -> int:
     line(True, "config", str(cfg.path) if cfg.path else "none found, using defaults")
     try:
         pack = load_pack(cfg.rules_dir)
-        line(True, "rules", f"{pack.info.name} {pack.info.version}, hash {pack.hash[:16]}…, {len(pack.decisions)} adequacy decisions")
+        line(
+            True,
+            "rules",
+            f"{pack.info.name} {pack.info.version}, hash {pack.hash[:16]}…, {len(pack.decisions)} adequacy decisions",
+        )
     except XborderError as exc:
         line(False, "rules", str(exc))
     try:
@@ -58,8 +63,11 @@ def check(ctx: Ctx) -> int:
         if rev == head:
             line(True, "store", f"{redact(cfg.store_url)} at revision {rev}")
         else:
-            line(None if rev is None else False, "store",
-                 f"{redact(cfg.store_url)} at revision {rev or 'none (new)'}; run `xborder db upgrade` (head {head})")
+            line(
+                None if rev is None else False,
+                "store",
+                f"{redact(cfg.store_url)} at revision {rev or 'none (new)'}; run `xborder db upgrade` (head {head})",
+            )
     except XborderError as exc:
         line(False, "store", str(exc))
     dbs = [cfg.resolve_path(p) for p in cfg.settings.geoip.databases]
@@ -68,7 +76,11 @@ def check(ctx: Ctx) -> int:
     else:
         try:
             geo = GeoIP(dbs)
-            line(True, "geoip", ", ".join(f"{d.path.name} ({d.database_type}, built {d.built_on():%Y-%m-%d})" for d in geo.databases))
+            line(
+                True,
+                "geoip",
+                ", ".join(f"{d.path.name} ({d.database_type}, built {d.built_on():%Y-%m-%d})" for d in geo.databases),
+            )
             for w in geo.stale(cfg.settings.geoip.max_age_days, dt.datetime.now(dt.UTC)):
                 line(None, "geoip stale", w)
             geo.close()
@@ -94,13 +106,23 @@ def ingest(ctx: Ctx, collector: str, paths: tuple[Path, ...], no_deliver: bool, 
 
     summary = ingest_files(ctx.config(), collector, list(paths), deliver=not no_deliver)
     rows = [
-        {"file": f.path, "lines": f.lines_read, "rows": f.rows, "quarantined": f.quarantined,
-         "blank": f.blank, "no_destination": f.no_destination, "batches": f.batches,
-         "evidence_rows": f.evidence_rows, "new_alerts": f.new_alerts}
+        {
+            "file": f.path,
+            "lines": f.lines_read,
+            "rows": f.rows,
+            "quarantined": f.quarantined,
+            "blank": f.blank,
+            "no_destination": f.no_destination,
+            "batches": f.batches,
+            "evidence_rows": f.evidence_rows,
+            "new_alerts": f.new_alerts,
+        }
         for f in summary.files
     ]
-    extra = {"seconds": round(summary.seconds, 3),
-             "lines_per_second": int(summary.lines_read / summary.seconds) if summary.seconds else None}
+    extra = {
+        "seconds": round(summary.seconds, 3),
+        "lines_per_second": int(summary.lines_read / summary.seconds) if summary.seconds else None,
+    }
     if summary.delivery is not None:
         extra["alerts_delivered"] = summary.delivery.delivered
         extra["alerts_failed"] = summary.delivery.failed
@@ -126,8 +148,21 @@ def _parse_day(v: str | None, what: str) -> dt.datetime | None:
         raise UsageError(f"{what} must be a date YYYY-MM-DD, got '{v}'") from exc
 
 
-TRANSFER_COLUMNS = ["system", "data_categories", "dest_host", "dest_ip", "country", "eea", "outcome",
-                    "article", "rule_id", "requests", "egress_requests", "first_seen", "last_seen"]
+TRANSFER_COLUMNS = [
+    "system",
+    "data_categories",
+    "dest_host",
+    "dest_ip",
+    "country",
+    "eea",
+    "outcome",
+    "article",
+    "rule_id",
+    "requests",
+    "egress_requests",
+    "first_seen",
+    "last_seen",
+]
 
 
 @click.command(epilog="Example: xborder transfers --outcome unauthorized --week 2026-W47 --format json")
@@ -140,8 +175,17 @@ TRANSFER_COLUMNS = ["system", "data_categories", "dest_host", "dest_ip", "countr
 @click.option("--until", help="Before this day (YYYY-MM-DD, UTC).")
 @format_option
 @pass_ctx
-def transfers_cmd(ctx: Ctx, system: str | None, outcome: str | None, country: str | None, dest: str | None,
-                  week: str | None, since: str | None, until: str | None, fmt: str) -> int:
+def transfers_cmd(
+    ctx: Ctx,
+    system: str | None,
+    outcome: str | None,
+    country: str | None,
+    dest: str | None,
+    week: str | None,
+    since: str | None,
+    until: str | None,
+    fmt: str,
+) -> int:
     """List transfers per system, destination and verdict, summed over the evidence."""
     s, u = _parse_day(since, "--since"), _parse_day(until, "--until")
     if week:
@@ -205,9 +249,16 @@ def evidence_verify(ctx: Ctx, fmt: str) -> int:
     with factory() as session:
         rep = verify_chain(session)
     factory.kw["bind"].dispose()
-    doc = {"ok": rep.ok, "batches": rep.batches, "evidence_rows": rep.evidence_rows, "head_seq": rep.head_seq,
-           "head_hash": rep.head_hash, "first_bad_batch": rep.first_bad_batch,
-           "bad_evidence_ids": rep.bad_evidence_ids, "problems": rep.problems}
+    doc = {
+        "ok": rep.ok,
+        "batches": rep.batches,
+        "evidence_rows": rep.evidence_rows,
+        "head_seq": rep.head_seq,
+        "head_hash": rep.head_hash,
+        "first_bad_batch": rep.first_bad_batch,
+        "bad_evidence_ids": rep.bad_evidence_ids,
+        "problems": rep.problems,
+    }
     if fmt == "table":
         click.echo(f"evidence chain: {'PASSED' if rep.ok else 'FAILED'}")
         click.echo(f"  batches {rep.batches}, evidence rows {rep.evidence_rows}, head #{rep.head_seq} {rep.head_hash}")

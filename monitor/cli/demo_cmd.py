@@ -13,8 +13,13 @@ from monitor.cli.output import emit
 
 
 @click.command(epilog="Example: xborder demo --out demo-out")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("demo-out"),
-              show_default=True, help="Directory for the log, config, store, alerts and PDF (recreated).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("demo-out"),
+    show_default=True,
+    help="Directory for the log, config, store, alerts and PDF (recreated).",
+)
 def demo(out: Path) -> int:
     """Generate a realistic week of Squid traffic, ingest it, alert, verify and write the PDF."""
     from monitor.cli.report_cmd import write_weekly
@@ -42,8 +47,12 @@ def demo(out: Path) -> int:
         rows = transfers(session, TransferFilter())
         chain = verify_chain(session)
     factory.kw["bind"].dispose()
-    emit(rows, "table", ["system", "dest_host", "country", "outcome", "article", "rule_id", "requests"],
-         title=f"transfers {inputs.week}")
+    emit(
+        rows,
+        "table",
+        ["system", "dest_host", "country", "outcome", "article", "rule_id", "requests"],
+        title=f"transfers {inputs.week}",
+    )
     click.echo(f"alerts: {summary.new_alerts} new, written to {cfg.resolve_path(cfg.settings.alerts.jsonl or '-')}")
     click.echo(f"evidence chain: {'PASSED' if chain.ok else 'FAILED'}, {chain.batches} batches, head {chain.head_hash}")
     pdf, _ = write_weekly(cfg, inputs.week, None, dt.datetime.now(dt.UTC))

@@ -8,15 +8,22 @@ from typing import Any
 import click
 
 from monitor import __version__
-from monitor.errors import ConfigError, XborderError
 from monitor.cli.context import EXIT_OK, EXIT_USAGE, Ctx
+from monitor.errors import ConfigError, XborderError
+
 
 @click.group(
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog="Example: xborder -c /etc/xborder/xborder.yaml ingest squid /var/log/squid/access.log",
 )
-@click.option("-c", "--config", "config_path", metavar="FILE", envvar=None,
-              help="Config file (default: $XBORDER_CONFIG, then ./xborder.yaml).")
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    metavar="FILE",
+    envvar=None,
+    help="Config file (default: $XBORDER_CONFIG, then ./xborder.yaml).",
+)
 @click.version_option(__version__, prog_name="xborder")
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None) -> None:

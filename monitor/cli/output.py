@@ -15,7 +15,11 @@ from rich.table import Table
 
 FORMATS = ("table", "json", "csv")
 format_option = click.option(
-    "--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="table",
+    show_default=True,
     help="Output format.",
 )
 
@@ -44,8 +48,13 @@ def _cell(v: Any) -> str:
     return str(v)
 
 
-def emit(rows: Sequence[dict[str, Any]], fmt: str, columns: Sequence[str] | None = None,
-         title: str | None = None, extra: dict[str, Any] | None = None) -> None:
+def emit(
+    rows: Sequence[dict[str, Any]],
+    fmt: str,
+    columns: Sequence[str] | None = None,
+    title: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> None:
     """Print rows; JSON wraps them as {"rows": [...], **extra} when extra is given."""
     cols = list(columns or (rows[0].keys() if rows else []))
     if fmt == "json":

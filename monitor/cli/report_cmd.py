@@ -17,8 +17,10 @@ def geoip_warnings(cfg: Config, now: dt.datetime) -> list[str]:
 
     paths = [cfg.resolve_path(p) for p in cfg.settings.geoip.databases]
     if not paths:
-        return ["No GeoIP database configured: countries are the RIR registration country of each "
-                "address (offline fallback), not the server location; confidence is low."]
+        return [
+            "No GeoIP database configured: countries are the RIR registration country of each "
+            "address (offline fallback), not the server location; confidence is low."
+        ]
     geo = GeoIP(paths)
     try:
         return geo.stale(cfg.settings.geoip.max_age_days, now)
@@ -36,7 +38,10 @@ def write_weekly(cfg: Config, week: str | None, out: Path | None, now: dt.dateti
     try:
         with factory() as session:
             data = weekly_report_data(
-                session, week, organisation=cfg.settings.organisation.name, generated_at=now,
+                session,
+                week,
+                organisation=cfg.settings.organisation.name,
+                generated_at=now,
                 mmdb_warnings=geoip_warnings(cfg, now),
             )
     finally:

@@ -6,8 +6,8 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from monitor.policy.register import Bcr, Derogation, Dpf, Scc, VendorDef
 from monitor.policy.register import AdequacyScope as ScopeMech
+from monitor.policy.register import Bcr, Derogation, Dpf, Scc, VendorDef
 from monitor.policy.rulepack import Decision, RulePack, StepDef
 from monitor.records import Destination, Outcome, Severity, Step, System, Verdict
 
@@ -113,7 +113,9 @@ def _adequacy(c: Case, want_confirmed: bool) -> bool:
         confirmed = [(m, w) for m, w in c.mechanisms() if isinstance(m, ScopeMech) and m.country == c.country]
         if want_confirmed and confirmed:
             m, w = confirmed[0]
-            c.found.append(f"{d.instrument}; recipient confirmed within scope ({d.condition}) on {m.confirmed_on} ({w})")
+            c.found.append(
+                f"{d.instrument}; recipient confirmed within scope ({d.condition}) on {m.confirmed_on} ({w})"
+            )
             c.rule_id, c.rule_where = d.id, where
             return True
         if not want_confirmed and not confirmed:
@@ -166,6 +168,7 @@ CHECKS: dict[str, Callable[[Case], bool]] = {
     "scc_on_file": _check_scc,
     "bcr_on_file": _check_bcr,
     "derogation_on_file": _check_derogation,
+    "unknown_data_categories": lambda c: set(c.system.data_categories) <= {"unknown"},
     "always": lambda c: True,
 }
 
@@ -190,9 +193,7 @@ def _describe(step: StepDef, c: Case) -> str:
     return facts.get(step.check, step.basis)
 
 
-def evaluate(
-    pack: RulePack, system: System, dest: Destination, day: dt.date, vendor: VendorRef | None
-) -> Verdict:
+def evaluate(pack: RulePack, system: System, dest: Destination, day: dt.date, vendor: VendorRef | None) -> Verdict:
     """The first procedure step whose check holds decides; every step tried is recorded."""
     case = Case(pack, system, dest, day, vendor)
     steps: list[Step] = []

@@ -92,6 +92,7 @@ CheckName = Literal[
     "scc_on_file",
     "bcr_on_file",
     "derogation_on_file",
+    "unknown_data_categories",
     "always",
 ]
 
@@ -226,8 +227,11 @@ def load_pack(root: Path) -> RulePack:
         place(s.id, ch5_src, ("procedure", i))
     if ch5_f.procedure[-1].check != "always":
         problems.append(
-            Problem("the last step must be a catch-all", ch5_src.where(("procedure", len(ch5_f.procedure) - 1)),
-                    "end the procedure with check: always (Art. 44)")
+            Problem(
+                "the last step must be a catch-all",
+                ch5_src.where(("procedure", len(ch5_f.procedure) - 1)),
+                "end the procedure with check: always (Art. 44)",
+            )
         )
     eea_codes = {m.code for m in eea_f.eea.members}
     for i, t in enumerate(eea_f.territories):

@@ -15,8 +15,7 @@ class VendorIndex:
         for i, v in enumerate(vendors):
             where = str(source.where((key, i))) if source else f"vendor '{v.name}'"
             mwhere = tuple(
-                str(source.where((key, i, "mechanisms", j))) if source else where
-                for j in range(len(v.mechanisms))
+                str(source.where((key, i, "mechanisms", j))) if source else where for j in range(len(v.mechanisms))
             )
             ref = VendorRef(v, where, mwhere)
             self.by_name[v.name.lower()] = ref

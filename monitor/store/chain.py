@@ -15,12 +15,8 @@ from monitor.store.models import Batch, Evidence, Quarantine
 
 GENESIS = "0" * 64
 # Fields hashed per evidence row: everything but the row's own id and hash.
-EVIDENCE_FIELDS = [
-    c.name for c in Evidence.__table__.columns if c.name not in ("id", "row_hash")
-]
-QUARANTINE_FIELDS = [
-    c.name for c in Quarantine.__table__.columns if c.name not in ("id", "row_hash")
-]
+EVIDENCE_FIELDS = [c.name for c in Evidence.__table__.columns if c.name not in ("id", "row_hash")]
+QUARANTINE_FIELDS = [c.name for c in Quarantine.__table__.columns if c.name not in ("id", "row_hash")]
 
 
 def _canon(v: Any) -> Any:

@@ -32,9 +32,18 @@ def utc(v: dt.datetime | None) -> dt.datetime | None:
 def transfers(session: Session, f: TransferFilter = TransferFilter()) -> list[dict[str, Any]]:
     """One row per (system, destination, verdict), summed over windows and batches."""
     keys = [
-        Evidence.system, Evidence.data_categories, Evidence.dest_host, Evidence.dest_ip,
-        Evidence.country, Evidence.eea, Evidence.outcome, Evidence.article, Evidence.rule_id,
-        Evidence.rule_location, Evidence.severity, Evidence.vendor,
+        Evidence.system,
+        Evidence.data_categories,
+        Evidence.dest_host,
+        Evidence.dest_ip,
+        Evidence.country,
+        Evidence.eea,
+        Evidence.outcome,
+        Evidence.article,
+        Evidence.rule_id,
+        Evidence.rule_location,
+        Evidence.severity,
+        Evidence.vendor,
     ]
     q = select(
         *keys,
@@ -69,17 +78,21 @@ def transfers(session: Session, f: TransferFilter = TransferFilter()) -> list[di
 
 
 def source_stats(session: Session) -> list[dict[str, Any]]:
-    q = select(
-        Batch.source,
-        Batch.collector,
-        func.count(Batch.seq).label("batches"),
-        func.sum(Batch.lines_read).label("lines_read"),
-        func.sum(Batch.rows).label("rows"),
-        func.sum(Batch.quarantined).label("quarantined"),
-        func.sum(Batch.blank).label("blank"),
-        func.sum(Batch.no_destination).label("no_destination"),
-        func.max(Batch.committed_at).label("last_commit"),
-    ).group_by(Batch.source, Batch.collector).order_by(Batch.source)
+    q = (
+        select(
+            Batch.source,
+            Batch.collector,
+            func.count(Batch.seq).label("batches"),
+            func.sum(Batch.lines_read).label("lines_read"),
+            func.sum(Batch.rows).label("rows"),
+            func.sum(Batch.quarantined).label("quarantined"),
+            func.sum(Batch.blank).label("blank"),
+            func.sum(Batch.no_destination).label("no_destination"),
+            func.max(Batch.committed_at).label("last_commit"),
+        )
+        .group_by(Batch.source, Batch.collector)
+        .order_by(Batch.source)
+    )
     out = []
     for r in session.execute(q):
         d = r._asdict()

@@ -82,9 +82,7 @@ def commit_batch(factory: sessionmaker[Session], rec: BatchRecord) -> CommitResu
         with factory.begin() as session:
             # Locking the head serialises writers (PostgreSQL row lock; SQLite holds its write
             # lock since BEGIN IMMEDIATE), so sequence numbers and links never fork.
-            head = session.execute(
-                select(ChainHead).where(ChainHead.id == 1).with_for_update()
-            ).scalar_one()
+            head = session.execute(select(ChainHead).where(ChainHead.id == 1).with_for_update()).scalar_one()
             if rec.checkpoint is not None:
                 stored = session.get(CheckpointRow, rec.checkpoint.source)
                 if not _same_position(stored, rec.resumed_from):
@@ -142,9 +140,7 @@ def commit_batch(factory: sessionmaker[Session], rec: BatchRecord) -> CommitResu
             new_alerts = _insert_ignore(
                 session, [dict(a, batch_seq=seq, created_at=now, attempts=0) for a in rec.alerts]
             )
-            session.execute(
-                update(ChainHead).where(ChainHead.id == 1).values(seq=seq, hash=batch.hash)
-            )
+            session.execute(update(ChainHead).where(ChainHead.id == 1).values(seq=seq, hash=batch.hash))
     except SQLAlchemyError as exc:
         raise StoreError(f"could not commit batch from {rec.source}: {exc}") from exc
     return CommitResult(seq, batch.hash, len(ev_rows), len(q_rows), new_alerts)
@@ -164,6 +160,4 @@ def load_checkpoint(factory: sessionmaker[Session], source: str) -> Checkpoint |
         row = session.get(CheckpointRow, source)
         if row is None:
             return None
-        return Checkpoint(
-            row.source, row.path, row.device, row.inode, row.offset, row.line, row.fingerprint
-        )
+        return Checkpoint(row.source, row.path, row.device, row.inode, row.offset, row.line, row.fingerprint)

@@ -25,8 +25,7 @@ def write_config(d: Path, extra: str = "") -> Path:
         "store: {url: 'sqlite:///x.db'}\n"
         "alerts: {jsonl: alerts.jsonl, stderr: false}\n"
         "systems:\n"
-        "  - {name: lan, sources: [10.0.0.0/8, 192.168.0.0/16], data_categories: [customer-personal]}\n"
-        + extra,
+        "  - {name: lan, sources: [10.0.0.0/8, 192.168.0.0/16], data_categories: [customer-personal]}\n" + extra,
         encoding="utf-8",
     )
     return cfg
@@ -52,8 +51,9 @@ def json_out(capsys: pytest.CaptureFixture[str], argv: list[str]) -> object:
     return json.loads(capsys.readouterr().out)
 
 
-def test_garbage_is_quarantined_and_counts_add_up(fixtures_real: Path, tmp_path: Path,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_garbage_is_quarantined_and_counts_add_up(
+    fixtures_real: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cfg = write_config(tmp_path)
     log, bad = mixed_log(fixtures_real, tmp_path)
     total_lines = log.read_bytes().count(b"\n")
@@ -93,8 +93,9 @@ def test_appended_lines_are_read_once(fixtures_real: Path, tmp_path: Path, capsy
     assert sum(r["requests"] for r in tr) == 100 - stats["totals"]["no_destination"]
 
 
-def test_evidence_verify_passes_then_names_the_tampered_row(fixtures_real: Path, tmp_path: Path,
-                                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_evidence_verify_passes_then_names_the_tampered_row(
+    fixtures_real: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cfg = write_config(tmp_path)
     for name in ("access1.log", "access3.log"):
         shutil.copy(fixtures_real / "squid/elastic-beats" / name, tmp_path / name)
@@ -112,10 +113,13 @@ def test_evidence_verify_passes_then_names_the_tampered_row(fixtures_real: Path,
     assert "FAILED" in out and f"evidence row id={victim}" in out
 
 
-def test_real_logs_with_maxmind_test_databases(fixtures_real: Path, tmp_path: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_real_logs_with_maxmind_test_databases(
+    fixtures_real: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     mm = fixtures_real / "mmdb"
-    cfg = write_config(tmp_path, f"geoip: {{databases: ['{mm}/GeoIP2-City-Test.mmdb', '{mm}/GeoLite2-ASN-Test.mmdb']}}\n")
+    cfg = write_config(
+        tmp_path, f"geoip: {{databases: ['{mm}/GeoIP2-City-Test.mmdb', '{mm}/GeoLite2-ASN-Test.mmdb']}}\n"
+    )
     log = tmp_path / "a.log"
     # 81.2.69.142 is GB (adequate) and 89.160.20.112 SE (EEA) in the MaxMind test data
     log.write_text(
@@ -128,9 +132,17 @@ def test_real_logs_with_maxmind_test_databases(fixtures_real: Path, tmp_path: Pa
     tr = json_out(capsys, ["-c", str(cfg), "transfers", "--format", "json"])
     assert isinstance(tr, list)
     by = {r["dest_host"]: r for r in tr}
-    assert (by["a.example"]["country"], by["a.example"]["outcome"], by["a.example"]["article"]) == ("GB", "permitted", "45")
+    assert (by["a.example"]["country"], by["a.example"]["outcome"], by["a.example"]["article"]) == (
+        "GB",
+        "permitted",
+        "45",
+    )
     assert (by["b.example"]["country"], by["b.example"]["outcome"]) == ("SE", "permitted")
-    assert (by["c.example"]["country"], by["c.example"]["outcome"], by["c.example"]["article"]) == ("CN", "unauthorized", "44")
+    assert (by["c.example"]["country"], by["c.example"]["outcome"], by["c.example"]["article"]) == (
+        "CN",
+        "unauthorized",
+        "44",
+    )
     alerts = [json.loads(x) for x in (tmp_path / "alerts.jsonl").read_text().splitlines()]
     assert [a["dest_host"] for a in alerts] == ["c.example"]
     con = sqlite3.connect(tmp_path / "x.db")
@@ -139,10 +151,18 @@ def test_real_logs_with_maxmind_test_databases(fixtures_real: Path, tmp_path: Pa
     assert builds == {"GeoIP2-City@1770245369,GeoLite2-ASN@1770245369"}
 
 
-@pytest.mark.parametrize("name", ["GeoIP2-City-Test-Invalid-Node-Count.mmdb", "libmaxminddb-metadata-marker-only.mmdb",
-                                  "metadata-is-an-uint128.mmdb", "bad-unicode-in-map-key.mmdb"])
-def test_corrupt_mmdb_is_a_clear_config_error(fixtures_real: Path, tmp_path: Path, name: str,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "name",
+    [
+        "GeoIP2-City-Test-Invalid-Node-Count.mmdb",
+        "libmaxminddb-metadata-marker-only.mmdb",
+        "metadata-is-an-uint128.mmdb",
+        "bad-unicode-in-map-key.mmdb",
+    ],
+)
+def test_corrupt_mmdb_is_a_clear_config_error(
+    fixtures_real: Path, tmp_path: Path, name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     bad = fixtures_real / "mmdb/bad-data" / name
     cfg = write_config(tmp_path, f"geoip: {{databases: ['{bad}']}}\n")
     log = tmp_path / "a.log"

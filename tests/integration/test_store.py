@@ -27,18 +27,46 @@ def store(db_url: str) -> Iterator[sessionmaker[Session]]:
     factory.kw["bind"].dispose()
 
 
-def ev(system: str = "checkout", host: str = "api.example.com", outcome: str = "unauthorized",
-       requests: int = 3, start: dt.datetime = T0) -> dict[str, Any]:
+def ev(
+    system: str = "checkout",
+    host: str = "api.example.com",
+    outcome: str = "unauthorized",
+    requests: int = 3,
+    start: dt.datetime = T0,
+) -> dict[str, Any]:
     return {
-        "window_start": start, "window_end": start + dt.timedelta(hours=1), "collector": "squid",
-        "system": system, "data_categories": "customer-personal", "dest_host": host, "dest_ip": "198.51.100.7",
-        "located_country": None, "registered_country": "US", "country": "US", "eea": False, "asn": None,
-        "as_org": None, "provider": None, "provider_seat": None, "confidence": "low", "outcome": outcome,
-        "article": "44", "basis": "none", "rule_id": "gdpr.art44.unauthorized",
-        "rule_location": "rules/gdpr/chapter5.yaml:54", "pack_hash": "ab" * 32, "severity": "high",
-        "vendor": None, "mmdb_build": "iptocc@test", "catalog_version": None, "requests": requests,
-        "egress_requests": requests, "bytes_out": None, "bytes_in": 100 * requests,
-        "first_seen": start + dt.timedelta(minutes=1), "last_seen": start + dt.timedelta(minutes=9),
+        "window_start": start,
+        "window_end": start + dt.timedelta(hours=1),
+        "collector": "squid",
+        "system": system,
+        "data_categories": "customer-personal",
+        "dest_host": host,
+        "dest_ip": "198.51.100.7",
+        "located_country": None,
+        "registered_country": "US",
+        "country": "US",
+        "eea": False,
+        "asn": None,
+        "as_org": None,
+        "provider": None,
+        "provider_seat": None,
+        "confidence": "low",
+        "outcome": outcome,
+        "article": "44",
+        "basis": "none",
+        "rule_id": "gdpr.art44.unauthorized",
+        "rule_location": "rules/gdpr/chapter5.yaml:54",
+        "pack_hash": "ab" * 32,
+        "severity": "high",
+        "vendor": None,
+        "mmdb_build": "iptocc@test",
+        "catalog_version": None,
+        "requests": requests,
+        "egress_requests": requests,
+        "bytes_out": None,
+        "bytes_in": 100 * requests,
+        "first_seen": start + dt.timedelta(minutes=1),
+        "last_seen": start + dt.timedelta(minutes=9),
         "sample_origins": ["squid:/x:1"],
     }
 
@@ -47,13 +75,27 @@ def cp(offset: int, line: int) -> Checkpoint:
     return Checkpoint("squid:/var/log/a.log", "/var/log/a.log", 1, 42, offset, line, "f" * 64)
 
 
-def rec(evidence: list[dict[str, Any]], checkpoint: Checkpoint | None = None,
-        resumed: Checkpoint | None = None, alerts: list[dict[str, Any]] | None = None,
-        quarantined: list[Quarantined] | None = None) -> BatchRecord:
+def rec(
+    evidence: list[dict[str, Any]],
+    checkpoint: Checkpoint | None = None,
+    resumed: Checkpoint | None = None,
+    alerts: list[dict[str, Any]] | None = None,
+    quarantined: list[Quarantined] | None = None,
+) -> BatchRecord:
     q = quarantined or []
-    return BatchRecord("squid", "squid:/var/log/a.log", lines_read=len(evidence) + len(q), rows=len(evidence),
-                       blank=0, no_destination=0, evidence=evidence, quarantined=q,
-                       checkpoint=checkpoint, resumed_from=resumed, alerts=alerts or [])
+    return BatchRecord(
+        "squid",
+        "squid:/var/log/a.log",
+        lines_read=len(evidence) + len(q),
+        rows=len(evidence),
+        blank=0,
+        no_destination=0,
+        evidence=evidence,
+        quarantined=q,
+        checkpoint=checkpoint,
+        resumed_from=resumed,
+        alerts=alerts or [],
+    )
 
 
 def alert(key: str) -> dict[str, Any]:
@@ -71,8 +113,7 @@ def test_new_store_is_migrated_to_head(db_url: str) -> None:
 
 def test_batch_is_one_transaction_with_checkpoint_and_alerts(store: sessionmaker[Session]) -> None:
     q = Quarantined("squid:/var/log/a.log", 7, 600, "field 'time': expected epoch seconds", b"garbage", "time")
-    res = commit_batch(store, rec([ev(), ev(host="b.example")], cp(1000, 11), None,
-                                  [alert("k1"), alert("k2")], [q]))
+    res = commit_batch(store, rec([ev(), ev(host="b.example")], cp(1000, 11), None, [alert("k1"), alert("k2")], [q]))
     assert (res.seq, res.evidence_rows, res.quarantined, res.new_alerts) == (1, 2, 1, 2)
     with store() as s:
         assert s.scalar(select(func.count()).select_from(Evidence)) == 2
