@@ -1,0 +1,1 @@
+"""Reports from the evidence store: pure report data (data.py) rendered to HTML/PDF (render.py)."""

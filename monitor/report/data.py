@@ -1,0 +1,460 @@
+"""Weekly report data: reads the evidence store for one ISO week into plain, frozen values (no ORM)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, case, distinct, func, select
+from sqlalchemy.orm import Session
+
+from monitor.errors import UsageError
+from monitor.records import Outcome, Severity
+from monitor.store.chain import verify_chain
+from monitor.store.models import Batch, Evidence, Quarantine
+
+WEEK_RE = re.compile(r"^(\d{4})-[Ww](\d{2})$")
+# Report order: what needs action first.
+OUTCOME_ORDER: tuple[str, ...] = (
+    Outcome.UNAUTHORIZED,
+    Outcome.REVIEW,
+    Outcome.PERMITTED,
+    Outcome.OUT_OF_SCOPE,
+)
+SEVERITY_ORDER: tuple[str, ...] = (
+    Severity.CRITICAL,
+    Severity.HIGH,
+    Severity.MEDIUM,
+    Severity.LOW,
+    Severity.INFO,
+)
+TOP_REASONS = 10
+
+
+# --------------------------------------------------------------------------- values
+
+
+@dataclass(frozen=True)
+class OutcomeCounts:
+    """Requests per verdict outcome."""
+
+    permitted: int = 0
+    unauthorized: int = 0
+    review: int = 0
+    out_of_scope: int = 0
+
+
+@dataclass(frozen=True)
+class Totals:
+    requests: int
+    egress_requests: int
+    bytes_in: int
+    bytes_out: int | None  # None: no source in the period logs bytes sent
+    destinations: int  # distinct dest_host, or dest_ip when there is no host
+    systems: int
+    countries: int  # distinct known countries
+    outcomes: OutcomeCounts
+    unauthorized_destinations: int
+    review_destinations: int
+    evidence_rows: int
+
+
+@dataclass(frozen=True)
+class CountryRow:
+    country: str  # ISO code, or "unknown"
+    eea: bool | None
+    requests: int
+    destinations: int
+    outcomes: OutcomeCounts
+
+
+@dataclass(frozen=True)
+class BasisRow:
+    outcome: str
+    article: str | None
+    basis: str
+    requests: int
+    destinations: int
+
+
+@dataclass(frozen=True)
+class TransferRow:
+    """Transfers of one system to one destination under one rule, summed over the period."""
+
+    system: str
+    data_categories: str
+    dest_host: str | None
+    dest_ip: str | None
+    country: str | None
+    provider: str | None
+    requests: int
+    egress_requests: int
+    bytes_out: int | None
+    first_seen: dt.datetime
+    last_seen: dt.datetime
+    rule_id: str
+    rule_location: str
+    article: str | None
+    severity: str
+
+    @property
+    def destination(self) -> str:
+        return self.dest_host or self.dest_ip or "unknown"
+
+
+@dataclass(frozen=True)
+class QuarantineSummary:
+    """Ingest health of the batches committed during the period."""
+
+    count: int
+    top_reasons: tuple[tuple[str, int], ...]
+    batches: int
+    lines_read: int
+    rows: int
+    blank: int
+    no_destination: int
+
+
+@dataclass(frozen=True)
+class ChainStatus:
+    ok: bool
+    batches: int
+    evidence_rows: int
+    head_seq: int | None
+    head_hash: str | None
+    problems: tuple[str, ...]
+    first_bad_batch: int | None
+    bad_evidence_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class DataVersion:
+    mmdb_build: str | None
+    catalog_version: str | None
+    pack_hash: str
+    requests: int
+
+
+@dataclass(frozen=True)
+class WeeklyReport:
+    organisation: str
+    week: str  # ISO "YYYY-Www"
+    period_start: dt.datetime  # Monday 00:00 UTC, inclusive
+    period_end: dt.datetime  # next Monday 00:00 UTC, exclusive
+    generated_at: dt.datetime
+    totals: Totals
+    by_country: tuple[CountryRow, ...]
+    by_basis: tuple[BasisRow, ...]
+    unauthorized: tuple[TransferRow, ...]
+    review: tuple[TransferRow, ...]
+    quarantine: QuarantineSummary
+    chain: ChainStatus
+    data_versions: tuple[DataVersion, ...]
+    mmdb_warnings: tuple[str, ...]
+
+
+# --------------------------------------------------------------------------- weeks
+
+
+def parse_week(week: str) -> tuple[str, dt.datetime, dt.datetime]:
+    """'2025-W07' -> (canonical week, Monday 00:00 UTC, next Monday 00:00 UTC)."""
+    m = WEEK_RE.match(week.strip())
+    if m is None:
+        raise UsageError(f"week {week!r} is not an ISO week: expected YYYY-Www, e.g. 2025-W07")
+    year, num = int(m.group(1)), int(m.group(2))
+    try:
+        monday = dt.date.fromisocalendar(year, num, 1)
+    except ValueError:
+        raise UsageError(
+            f"week {week!r} does not exist: {year} has weeks 01 to "
+            f"{dt.date(year, 12, 28).isocalendar().week:02d}"
+        ) from None
+    start = dt.datetime.combine(monday, dt.time(), tzinfo=dt.UTC)
+    return f"{year:04d}-W{num:02d}", start, start + dt.timedelta(days=7)
+
+
+def current_week(today: dt.date) -> str:
+    iso = today.isocalendar()
+    return f"{iso.year:04d}-W{iso.week:02d}"
+
+
+def previous_week(today: dt.date) -> str:
+    return current_week(today - dt.timedelta(days=7))
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _int(v: Any) -> int:
+    # SUM() is NULL over no rows, and a Decimal on PostgreSQL (numeric)
+    return 0 if v is None else int(v)
+
+
+def _opt_int(v: Any) -> int | None:
+    return None if v is None else int(v)
+
+
+def _utc(v: dt.datetime) -> dt.datetime:
+    # SQLite hands back naive datetimes; the store writes UTC only
+    return v.replace(tzinfo=dt.UTC) if v.tzinfo is None else v.astimezone(dt.UTC)
+
+
+def _dest() -> ColumnElement[Any]:
+    return func.coalesce(Evidence.dest_host, Evidence.dest_ip)
+
+
+def _n_dest() -> ColumnElement[Any]:
+    return func.count(distinct(_dest()))
+
+
+def _sum_outcome(outcome: str) -> ColumnElement[Any]:
+    return func.sum(case((Evidence.outcome == outcome, Evidence.requests), else_=0))
+
+
+def _outcome_cols() -> list[ColumnElement[Any]]:
+    return [_sum_outcome(o) for o in Outcome]
+
+
+def _outcomes(values: Sequence[Any]) -> OutcomeCounts:
+    by_name = {o.value: _int(v) for o, v in zip(Outcome, values, strict=True)}
+    return OutcomeCounts(**by_name)
+
+
+# --------------------------------------------------------------------------- queries
+
+
+def _totals(session: Session, in_period: ColumnElement[bool]) -> Totals:
+    row = session.execute(
+        select(
+            func.sum(Evidence.requests),
+            func.sum(Evidence.egress_requests),
+            func.sum(Evidence.bytes_in),
+            func.sum(Evidence.bytes_out),
+            _n_dest(),
+            func.count(distinct(Evidence.system)),
+            func.count(distinct(Evidence.country)),
+            func.count(),
+            *_outcome_cols(),
+        ).where(in_period)
+    ).one()
+    per_outcome: dict[str, Any] = {
+        r[0]: r[1]
+        for r in session.execute(
+            select(Evidence.outcome, _n_dest()).where(in_period).group_by(Evidence.outcome)
+        )
+    }
+    return Totals(
+        requests=_int(row[0]),
+        egress_requests=_int(row[1]),
+        bytes_in=_int(row[2]),
+        bytes_out=_opt_int(row[3]),
+        destinations=_int(row[4]),
+        systems=_int(row[5]),
+        countries=_int(row[6]),
+        evidence_rows=_int(row[7]),
+        outcomes=_outcomes(row[8:]),
+        unauthorized_destinations=_int(per_outcome.get(Outcome.UNAUTHORIZED.value)),
+        review_destinations=_int(per_outcome.get(Outcome.REVIEW.value)),
+    )
+
+
+def _by_country(session: Session, in_period: ColumnElement[bool]) -> list[CountryRow]:
+    # max() over a CASE instead of bool_or(): SQLite has no bool_or, PostgreSQL no max(boolean)
+    eea = func.max(case((Evidence.eea.is_(True), 1), (Evidence.eea.is_(False), 0), else_=None))
+    rows = session.execute(
+        select(
+            Evidence.country,
+            eea,
+            func.sum(Evidence.requests),
+            _n_dest(),
+            *_outcome_cols(),
+        )
+        .where(in_period)
+        .group_by(Evidence.country)
+    ).all()
+    out = [
+        CountryRow(
+            country=r[0] or "unknown",
+            eea=None if r[1] is None else bool(r[1]),
+            requests=_int(r[2]),
+            destinations=_int(r[3]),
+            outcomes=_outcomes(r[4:]),
+        )
+        for r in rows
+    ]
+    out.sort(key=lambda c: (-c.requests, c.country == "unknown", c.country))
+    return out
+
+
+def _by_basis(session: Session, in_period: ColumnElement[bool]) -> list[BasisRow]:
+    rows = session.execute(
+        select(
+            Evidence.outcome,
+            Evidence.article,
+            Evidence.basis,
+            func.sum(Evidence.requests),
+            _n_dest(),
+        )
+        .where(in_period)
+        .group_by(Evidence.outcome, Evidence.article, Evidence.basis)
+    ).all()
+    out = [BasisRow(r[0], r[1], r[2], _int(r[3]), _int(r[4])) for r in rows]
+    out.sort(key=lambda b: (_rank(OUTCOME_ORDER, b.outcome), -b.requests, b.article or "", b.basis))
+    return out
+
+
+def _rank(order: tuple[str, ...], value: str) -> int:
+    return order.index(value) if value in order else len(order)
+
+
+def _transfers(
+    session: Session, in_period: ColumnElement[bool], outcome: Outcome
+) -> list[TransferRow]:
+    # The rule columns are part of the key: if the verdict for a destination changed within
+    # the week (rule pack updated), each rule keeps its own line rather than one hiding the other.
+    key = (
+        Evidence.system,
+        Evidence.data_categories,
+        Evidence.dest_host,
+        Evidence.dest_ip,
+        Evidence.country,
+        Evidence.provider,
+        Evidence.rule_id,
+        Evidence.rule_location,
+        Evidence.article,
+        Evidence.severity,
+    )
+    rows = session.execute(
+        select(
+            *key,
+            func.sum(Evidence.requests),
+            func.sum(Evidence.egress_requests),
+            func.sum(Evidence.bytes_out),
+            func.min(Evidence.first_seen),
+            func.max(Evidence.last_seen),
+        )
+        .where(in_period, Evidence.outcome == outcome.value)
+        .group_by(*key)
+    ).all()
+    out = [
+        TransferRow(
+            system=r[0],
+            data_categories=r[1],
+            dest_host=r[2],
+            dest_ip=r[3],
+            country=r[4],
+            provider=r[5],
+            rule_id=r[6],
+            rule_location=r[7],
+            article=r[8],
+            severity=r[9],
+            requests=_int(r[10]),
+            egress_requests=_int(r[11]),
+            bytes_out=_opt_int(r[12]),
+            first_seen=_utc(r[13]),
+            last_seen=_utc(r[14]),
+        )
+        for r in rows
+    ]
+    out.sort(
+        key=lambda t: (
+            _rank(SEVERITY_ORDER, t.severity),
+            -t.requests,
+            t.system,
+            t.destination,
+            t.first_seen,
+        )
+    )
+    return out
+
+
+def _quarantine(session: Session, start: dt.datetime, end: dt.datetime) -> QuarantineSummary:
+    committed = (Batch.committed_at >= start) & (Batch.committed_at < end)
+    count = session.execute(
+        select(func.count(Quarantine.id))
+        .join(Batch, Batch.seq == Quarantine.batch_seq)
+        .where(committed)
+    ).scalar_one()
+    n = func.count(Quarantine.id)
+    reasons = session.execute(
+        select(Quarantine.reason, n)
+        .join(Batch, Batch.seq == Quarantine.batch_seq)
+        .where(committed)
+        .group_by(Quarantine.reason)
+        .order_by(n.desc(), Quarantine.reason)
+        .limit(TOP_REASONS)
+    ).all()
+    b = session.execute(
+        select(
+            func.count(Batch.seq),
+            func.sum(Batch.lines_read),
+            func.sum(Batch.rows),
+            func.sum(Batch.blank),
+            func.sum(Batch.no_destination),
+        ).where(committed)
+    ).one()
+    return QuarantineSummary(
+        count=_int(count),
+        top_reasons=tuple((r[0], _int(r[1])) for r in reasons),
+        batches=_int(b[0]),
+        lines_read=_int(b[1]),
+        rows=_int(b[2]),
+        blank=_int(b[3]),
+        no_destination=_int(b[4]),
+    )
+
+
+def _data_versions(session: Session, in_period: ColumnElement[bool]) -> list[DataVersion]:
+    key = (Evidence.mmdb_build, Evidence.catalog_version, Evidence.pack_hash)
+    rows = session.execute(
+        select(*key, func.sum(Evidence.requests)).where(in_period).group_by(*key)
+    ).all()
+    out = [DataVersion(r[0], r[1], r[2], _int(r[3])) for r in rows]
+    out.sort(key=lambda v: (-v.requests, v.pack_hash, v.mmdb_build or "", v.catalog_version or ""))
+    return out
+
+
+def _chain(session: Session) -> ChainStatus:
+    rep = verify_chain(session)
+    return ChainStatus(
+        ok=rep.ok,
+        batches=rep.batches,
+        evidence_rows=rep.evidence_rows,
+        head_seq=rep.head_seq,
+        head_hash=rep.head_hash,
+        problems=tuple(rep.problems),
+        first_bad_batch=rep.first_bad_batch,
+        bad_evidence_ids=tuple(rep.bad_evidence_ids),
+    )
+
+
+def weekly_report_data(
+    session: Session,
+    week: str,
+    *,
+    organisation: str,
+    generated_at: dt.datetime,
+    mmdb_warnings: Sequence[str] = (),
+) -> WeeklyReport:
+    """Everything the weekly DPO report shows for `week` (evidence by window_start in the week)."""
+    week, start, end = parse_week(week)
+    in_period = (Evidence.window_start >= start) & (Evidence.window_start < end)
+    return WeeklyReport(
+        organisation=organisation,
+        week=week,
+        period_start=start,
+        period_end=end,
+        generated_at=_utc(generated_at),
+        totals=_totals(session, in_period),
+        by_country=tuple(_by_country(session, in_period)),
+        by_basis=tuple(_by_basis(session, in_period)),
+        unauthorized=tuple(_transfers(session, in_period, Outcome.UNAUTHORIZED)),
+        review=tuple(_transfers(session, in_period, Outcome.REVIEW)),
+        quarantine=_quarantine(session, start, end),
+        chain=_chain(session),
+        data_versions=tuple(_data_versions(session, in_period)),
+        mmdb_warnings=tuple(mmdb_warnings),
+    )
