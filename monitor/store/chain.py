@@ -20,6 +20,8 @@ QUARANTINE_FIELDS = [c.name for c in Quarantine.__table__.columns if c.name not 
 
 
 def _canon(v: Any) -> Any:
+    if v is None or type(v) in (str, int, bool, float):  # the common case, first
+        return v
     if isinstance(v, dt.datetime):
         # SQLite returns naive datetimes; everything is stored as UTC
         if v.tzinfo is None:

@@ -131,10 +131,12 @@ def commit_batch(factory: sessionmaker[Session], rec: BatchRecord) -> CommitResu
             batch.hash = link_hash(batch.prev_hash, batch.digest, batch_header(batch))
             session.add(batch)
             session.flush()
+            # Core executemany: the ORM bulk path would emit one INSERT per row here
+            conn = session.connection()
             if ev_rows:
-                session.execute(insert(Evidence), ev_rows)
+                conn.execute(insert(Evidence.__table__), ev_rows)
             if q_rows:
-                session.execute(insert(Quarantine), q_rows)
+                conn.execute(insert(Quarantine.__table__), q_rows)
             if rec.checkpoint is not None:
                 _save_checkpoint(session, rec.checkpoint, now)
             new_alerts = _insert_ignore(
