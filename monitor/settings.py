@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 
 from monitor import yamlsrc
-from monitor.errors import UsageError
+from monitor.errors import ConfigError, UsageError
 from monitor.policy.register import Register, Strict, SystemDef, VendorDef
 
 CONFIG_ENV = "XBORDER_CONFIG"
@@ -61,16 +61,6 @@ class Settings(Strict):
     unattributed: Literal["review", "personal"] = "review"
     systems: list[SystemDef] = []
     vendors: list[VendorDef] = []
-
-    @field_validator("systems")
-    @classmethod
-    def _unique_systems(cls, v: list[SystemDef]) -> list[SystemDef]:
-        seen: set[str] = set()
-        for s in v:
-            if s.name in seen:
-                raise ValueError(f"system '{s.name}' is defined twice")
-            seen.add(s.name)
-        return v
 
 
 @dataclass(frozen=True)
@@ -138,5 +128,14 @@ def load_config(explicit: str | None = None, *, required: bool = False) -> Confi
             raise UsageError("no config: pass -c FILE, set $XBORDER_CONFIG, or run `xborder init DIR`")
         return Config(Settings(), None, Path.cwd())
     src = yamlsrc.load(path)
-    settings = yamlsrc.validate(src, Settings)
+    # name clashes are checked on the raw data so they are reported with every other problem
+    clashes = yamlsrc.duplicates(src, "systems", "name", "system") + yamlsrc.duplicates(
+        src, "vendors", "name", "vendor"
+    )
+    try:
+        settings = yamlsrc.validate(src, Settings)
+    except ConfigError as exc:
+        raise ConfigError(exc.problems + clashes) from exc
+    if clashes:
+        raise ConfigError(clashes)
     return Config(settings, path, path.resolve().parent, src)

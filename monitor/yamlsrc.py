@@ -50,9 +50,9 @@ def _walk(file: str, node: yaml.Node, path: PathKey, marks: dict[PathKey, Locati
             _walk(file, item, path + (i,), marks)
 
 
-def load(path: Path, text: str | None = None) -> Sourced:
-    """Parse one YAML file; a syntax error becomes a located ConfigError."""
-    name = str(path)
+def load(path: Path, text: str | None = None, display: str | None = None) -> Sourced:
+    """Parse one YAML file; a syntax error becomes a located ConfigError (named `display` if given)."""
+    name = display or str(path)
     try:
         text = path.read_text(encoding="utf-8") if text is None else text
     except OSError as exc:
@@ -68,10 +68,69 @@ def load(path: Path, text: str | None = None) -> Sourced:
         raise ConfigError([Problem(f"YAML syntax: {exc.problem}", loc)]) from exc
     except yaml.YAMLError as exc:
         raise ConfigError([Problem(f"YAML syntax: {exc}", Location(name))]) from exc
+    except ValueError as exc:
+        # PyYAML builds dates itself and raises a bare ValueError for e.g. 2021-02-30
+        raise ConfigError(_bad_timestamps(name, node) or [Problem(str(exc), Location(name))]) from exc
     marks: dict[PathKey, Location] = {}
     if node is not None:
         _walk(name, node, (), marks)
     return Sourced(name, data if data is not None else {}, marks)
+
+
+def _bad_timestamps(file: str, node: yaml.Node | None) -> list[Problem]:
+    """Located problems for every date-looking scalar that is not a real calendar date."""
+    out: list[Problem] = []
+    stack = [node] if node is not None else []
+    constructor = yaml.SafeLoader("")
+    while stack:
+        n = stack.pop()
+        if isinstance(n, yaml.MappingNode):
+            stack.extend(v for kv in n.value for v in kv)
+        elif isinstance(n, yaml.SequenceNode):
+            stack.extend(n.value)
+        elif isinstance(n, yaml.ScalarNode) and n.tag == "tag:yaml.org,2002:timestamp":
+            try:
+                constructor.construct_yaml_timestamp(n)
+            except ValueError as exc:
+                out.append(Problem(f"'{n.value}' is not a valid date ({exc})", _mark(file, n), "use YYYY-MM-DD"))
+    return sorted(out, key=lambda p: (p.location.line or 0) if p.location else 0)
+
+
+def duplicates(src: Sourced, list_key: str, field: str, what: str) -> list[Problem]:
+    """A problem at each repeat of `field` among the items of the top-level list `list_key`."""
+    items = src.data.get(list_key) if isinstance(src.data, dict) else None
+    out: list[Problem] = []
+    first: dict[object, Location] = {}
+    for i, item in enumerate(items if isinstance(items, list) else []):
+        value = item.get(field) if isinstance(item, dict) else None
+        if value is None:
+            continue
+        if value in first:
+            out.append(
+                Problem(f"{what} '{value}' is defined twice", src.where((list_key, i)), f"first at {first[value]}")
+            )
+        else:
+            first[value] = src.where((list_key, i))
+    return out
+
+
+def _data_path(data: Any, loc: Sequence[str | int]) -> list[str | int]:
+    """`loc` without parts that are not keys in the data (pydantic adds union tags such as 'scc')."""
+    out: list[str | int] = []
+    cur = data
+    for part in loc:
+        if isinstance(cur, dict) and part in cur:
+            cur = cur[part]
+        elif isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur):
+            cur = cur[part]
+        elif isinstance(cur, dict) and isinstance(part, str) and out and part not in cur and cur.get("type") == part:
+            continue  # a discriminated-union tag
+        else:
+            out.append(part)
+            cur = None
+            continue
+        out.append(part)
+    return out
 
 
 def _fields_at(model: type[BaseModel], loc: Sequence[str | int]) -> list[str]:
@@ -101,7 +160,7 @@ def problems_from(exc: ValidationError, src: Sourced, model: type[BaseModel]) ->
     """Every pydantic error as a located Problem with a hint."""
     out: list[Problem] = []
     for err in exc.errors():
-        loc = [p for p in err["loc"] if isinstance(p, (str, int))]
+        loc = _data_path(src.data, [p for p in err["loc"] if isinstance(p, (str, int))])
         dotted = ".".join(str(p) for p in loc) or "(top)"
         if err["type"] == "extra_forbidden":
             key = str(loc[-1])

@@ -192,18 +192,34 @@ def load_pack(root: Path) -> RulePack:
     """Validate every file of the pack; all problems are reported together."""
     problems: list[Problem] = []
     parsed: dict[str, tuple[BaseModel, yamlsrc.Sourced]] = {}
+    sources: dict[str, yamlsrc.Sourced] = {}
     for rel, model in FILES.items():
         path = root / rel
         if not path.is_file():
             problems.append(Problem("rule file missing", Location(str(path))))
             continue
         try:
-            src = yamlsrc.load(path)
-            src.file = _display(root, rel)
-            src.marks = {k: Location(src.file, v.line, v.column) for k, v in src.marks.items()}
+            src = yamlsrc.load(path, display=_display(root, rel))
+            sources[rel] = src
             parsed[rel] = (yamlsrc.validate(src, model), src)
         except ConfigError as exc:
             problems.extend(exc.problems)
+
+    # Rule ids are checked on the raw data, across files, so a clash is reported together
+    # with every schema problem rather than only once those are fixed.
+    locations: dict[str, str] = {}
+    for rel, key in (("gdpr/adequacy.yaml", "decisions"), ("gdpr/chapter5.yaml", "procedure")):
+        src_ = sources.get(rel)
+        items = src_.data.get(key) if src_ is not None and isinstance(src_.data, dict) else None
+        for i, item in enumerate(items if isinstance(items, list) else []):
+            rule_id = item.get("id") if isinstance(item, dict) else None
+            if not isinstance(rule_id, str) or src_ is None:
+                continue
+            loc = src_.where((key, i))
+            if rule_id in locations:
+                problems.append(Problem(f"rule id '{rule_id}' is used twice", loc, f"first at {locations[rule_id]}"))
+            else:
+                locations[rule_id] = f"{loc.file}:{loc.line}"
     if problems:
         raise ConfigError(problems)
 
@@ -213,18 +229,6 @@ def load_pack(root: Path) -> RulePack:
     ch5_f, ch5_src = cast(Chapter5File, parsed["gdpr/chapter5.yaml"][0]), parsed["gdpr/chapter5.yaml"][1]
     scc_f = cast(SccFile, parsed["gdpr/scc.yaml"][0])
 
-    locations: dict[str, str] = {}
-
-    def place(rule_id: str, src: yamlsrc.Sourced, path: tuple[str | int, ...]) -> None:
-        loc = src.where(path)
-        if rule_id in locations:
-            problems.append(Problem(f"rule id '{rule_id}' is used twice", loc, f"first at {locations[rule_id]}"))
-        locations[rule_id] = f"{loc.file}:{loc.line}"
-
-    for i, d in enumerate(adq_f.decisions):
-        place(d.id, adq_src, ("decisions", i))
-    for i, s in enumerate(ch5_f.procedure):
-        place(s.id, ch5_src, ("procedure", i))
     if ch5_f.procedure[-1].check != "always":
         problems.append(
             Problem(

@@ -19,6 +19,8 @@ class VendorIndex:
             )
             ref = VendorRef(v, where, mwhere)
             self.by_name[v.name.lower()] = ref
+            if v.legal_entity:  # a catalog may name the contracting entity rather than the brand
+                self.by_name.setdefault(v.legal_entity.lower(), ref)
             for d in v.domains:
                 self.by_domain[d] = ref
 

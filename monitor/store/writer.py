@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -134,9 +134,9 @@ def commit_batch(factory: sessionmaker[Session], rec: BatchRecord) -> CommitResu
             # Core executemany: the ORM bulk path would emit one INSERT per row here
             conn = session.connection()
             if ev_rows:
-                conn.execute(insert(Evidence.__table__), ev_rows)
+                conn.execute(insert(cast(Table, Evidence.__table__)), ev_rows)
             if q_rows:
-                conn.execute(insert(Quarantine.__table__), q_rows)
+                conn.execute(insert(cast(Table, Quarantine.__table__)), q_rows)
             if rec.checkpoint is not None:
                 _save_checkpoint(session, rec.checkpoint, now)
             new_alerts = _insert_ignore(
