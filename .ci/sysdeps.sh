@@ -13,6 +13,7 @@ PACKAGES=(
   postgresql-15         # real server for tests/integration (started by tests/conftest.py)
   libpango-1.0-0        # WeasyPrint
   libpangoft2-1.0-0     # WeasyPrint
+  libharfbuzz-subset0   # WeasyPrint font subsetting (without it WeasyPrint warns on import)
   poppler-utils         # pdftotext/pdfinfo: tests read the rendered reports back
   fonts-dejavu-core     # deterministic fonts for the PDFs
 )
