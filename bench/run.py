@@ -108,7 +108,7 @@ def child_xborder(config_path: str, log_path: str, result_path: str) -> None:
 
     config = load_config(config_path)
     t1 = time.perf_counter()
-    summary = ingest_files(config, "squid", [Path(log_path)])
+    summary = ingest_files(config, "squid", [Path(log_path)], final=True)
     t2 = time.perf_counter()
 
     def count(name: str) -> int | None:

@@ -90,6 +90,8 @@ class FileSummary:
     evidence_rows: int = 0
     new_alerts: int = 0
     chain_head: str | None = None
+    end_offset: int = 0  # committed position after this run
+    pending_bytes: int = 0  # an unterminated last line left for the next run
 
 
 @dataclass
@@ -300,12 +302,18 @@ def ingest_batches(rt: Runtime, batches: Iterable[ObservationBatch], summary: Fi
         summary.evidence_rows += res.evidence_rows
         summary.new_alerts += res.new_alerts
         summary.chain_head = res.hash
+        if batch.checkpoint is not None:
+            summary.end_offset = batch.checkpoint.offset
 
 
 def ingest_files(
-    config: Config, collector: str, paths: list[Path], *, deliver: bool = True, final: bool = True
+    config: Config, collector: str, paths: list[Path], *, deliver: bool = True, final: bool = False
 ) -> IngestSummary:
-    """Ingest finished files (or resume them); each file resumes from its committed checkpoint."""
+    """Ingest files, each resuming from its committed checkpoint.
+
+    Without `final`, an unterminated last line is left unread (the writer may be mid-line) and
+    counted in `pending_bytes`; with it, the file is taken as complete and that line is read too.
+    """
     if collector not in COLLECTORS:
         raise UsageError(f"unknown collector '{collector}'; known: {', '.join(sorted(COLLECTORS))}")
     started = time.perf_counter()
@@ -317,7 +325,10 @@ def ingest_files(
             source = f"{collector}:{path.absolute()}"  # the same id read_batches gives its batches
             cp = load_checkpoint(rt.store, source)
             fs = FileSummary(str(path), source)
+            fs.end_offset = cp.offset if cp is not None and cp.path == str(path.absolute()) else 0
             ingest_batches(rt, read_batches(parser, path, cp, max_bytes=BATCH_BYTES, final=final), fs, cp)
+            # a live log may end mid-line: that line is read on the next run (or with final=True)
+            fs.pending_bytes = max(0, path.stat().st_size - fs.end_offset)
             files.append(fs)
         report = deliver_pending(rt.store, make_alerters(config)) if deliver else None
         return IngestSummary(files, time.perf_counter() - started, report)

@@ -98,13 +98,18 @@ def check(ctx: Ctx) -> int:
 @click.argument("collector")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--no-deliver", is_flag=True, help="Queue alerts in the outbox without delivering them now.")
+@click.option(
+    "--final",
+    is_flag=True,
+    help="The files are complete: also read a last line that has no newline (a live log may be mid-line).",
+)
 @format_option
 @pass_ctx
-def ingest(ctx: Ctx, collector: str, paths: tuple[Path, ...], no_deliver: bool, fmt: str) -> int:
+def ingest(ctx: Ctx, collector: str, paths: tuple[Path, ...], no_deliver: bool, final: bool, fmt: str) -> int:
     """Ingest log FILES with COLLECTOR (e.g. squid); each file resumes from its checkpoint."""
     from monitor.pipeline import ingest_files
 
-    summary = ingest_files(ctx.config(), collector, list(paths), deliver=not no_deliver)
+    summary = ingest_files(ctx.config(), collector, list(paths), deliver=not no_deliver, final=final)
     rows = [
         {
             "file": f.path,
@@ -116,6 +121,7 @@ def ingest(ctx: Ctx, collector: str, paths: tuple[Path, ...], no_deliver: bool, 
             "batches": f.batches,
             "evidence_rows": f.evidence_rows,
             "new_alerts": f.new_alerts,
+            "pending_bytes": f.pending_bytes,
         }
         for f in summary.files
     ]
@@ -127,6 +133,13 @@ def ingest(ctx: Ctx, collector: str, paths: tuple[Path, ...], no_deliver: bool, 
         extra["alerts_delivered"] = summary.delivery.delivered
         extra["alerts_failed"] = summary.delivery.failed
     emit(rows, fmt, title="ingest", extra=extra)
+    for f in summary.files:
+        if f.pending_bytes:
+            click.echo(
+                f"note: {f.path}: {f.pending_bytes} bytes after the last newline left for the next run "
+                "(pass --final if the file is complete)",
+                err=True,
+            )
     return EXIT_OK
 
 

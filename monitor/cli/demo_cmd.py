@@ -36,7 +36,7 @@ def demo(out: Path) -> int:
     click.echo(f"demo: {inputs.lines_written} Squid lines for {inputs.week} in {inputs.log_path}")
     click.echo(f"demo: config {inputs.config_path}")
     cfg = load_config(str(inputs.config_path))
-    summary = ingest_files(cfg, "squid", [inputs.log_path])
+    summary = ingest_files(cfg, "squid", [inputs.log_path], final=True)
     f = summary.files[0]
     click.echo(
         f"ingested {f.lines_read} lines in {summary.seconds:.1f}s: {f.rows} rows, {f.quarantined} quarantined, "

@@ -191,3 +191,24 @@ def test_init_writes_a_config_that_checks(tmp_path: Path, capsys: pytest.Capture
     assert run(["-c", str(cfg), "check"]) == 0
     assert "[ok  ] store" in capsys.readouterr().out
     assert run(["init", str(tmp_path / "etc")]) == 2  # refuses to overwrite
+
+
+def test_unterminated_last_line_waits_unless_final(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = write_config(tmp_path)
+    log = tmp_path / "live.log"
+    full = "1763300000.000 10 10.1.1.1 TCP_TUNNEL/200 100 CONNECT a.example:443 - HIER_DIRECT/81.2.69.142 -\n"
+    log.write_text(full + full[:40], encoding="utf-8")  # squid is mid-way through line 2
+    capsys.readouterr()
+    assert run(["-c", str(cfg), "ingest", "squid", str(log)]) == 0
+    assert "40 bytes after the last newline" in capsys.readouterr().err
+    with open(log, "a", encoding="utf-8") as fh:
+        fh.write(full[40:])  # the writer finishes the line
+    assert run(["-c", str(cfg), "ingest", "squid", str(log)]) == 0
+    stats = json_out(capsys, ["-c", str(cfg), "stats", "--format", "json"])
+    assert isinstance(stats, dict)
+    assert (stats["totals"]["rows"], stats["totals"]["quarantined"]) == (2, 0)
+    log2 = tmp_path / "done.log"
+    log2.write_text(full + full.rstrip("\n"), encoding="utf-8")
+    assert run(["-c", str(cfg), "ingest", "--final", "squid", str(log2)]) == 0
+    stats = json_out(capsys, ["-c", str(cfg), "stats", "--format", "json"])
+    assert isinstance(stats, dict) and stats["totals"]["rows"] == 4
