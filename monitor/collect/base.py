@@ -29,6 +29,8 @@ class LineCollector(ABC):
 
     name: ClassVar[str]
     description: ClassVar[str]
+    # A few valid lines of the format: the contract test parses them (and garbage around them).
+    sample: ClassVar[bytes]
 
     @abstractmethod
     def parse_chunk(self, chunk: bytes, *, source: str, first_line: int, base_offset: int) -> Parsed:
