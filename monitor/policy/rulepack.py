@@ -225,7 +225,7 @@ def load_pack(root: Path) -> RulePack:
 
     info = cast(PackFile, parsed["pack.yaml"][0])
     eea_f, eea_src = cast(EeaFile, parsed["gdpr/eea.yaml"][0]), parsed["gdpr/eea.yaml"][1]
-    adq_f, adq_src = cast(AdequacyFile, parsed["gdpr/adequacy.yaml"][0]), parsed["gdpr/adequacy.yaml"][1]
+    adq_f = cast(AdequacyFile, parsed["gdpr/adequacy.yaml"][0])
     ch5_f, ch5_src = cast(Chapter5File, parsed["gdpr/chapter5.yaml"][0]), parsed["gdpr/chapter5.yaml"][1]
     scc_f = cast(SccFile, parsed["gdpr/scc.yaml"][0])
 
