@@ -13,7 +13,15 @@ from monitor.cli.output import emit, format_option
 from monitor.errors import UsageError, XborderError
 from monitor.store.chain import verify_chain
 from monitor.store.queries import TransferFilter, quarantine_rows, source_stats, transfers
-from monitor.store.session import current_revision, head_revision, make_engine, open_store, redact, upgrade
+from monitor.store.session import (
+    current_revision,
+    head_revision,
+    make_engine,
+    open_store,
+    read_session,
+    redact,
+    upgrade,
+)
 
 
 @click.command(epilog="Example: xborder init /etc/xborder")
@@ -203,10 +211,8 @@ def transfers_cmd(
     s, u = _parse_day(since, "--since"), _parse_day(until, "--until")
     if week:
         s, u = _week_bounds(week)
-    factory = open_store(ctx.config().store_url)
-    with factory() as session:
+    with read_session(ctx.config().store_url) as session:
         rows = transfers(session, TransferFilter(system, outcome, country, dest, s, u))
-    factory.kw["bind"].dispose()
     cols = TRANSFER_COLUMNS + (["rule_location", "vendor", "bytes_in"] if fmt != "table" else [])
     emit(rows, fmt, cols, title="transfers")
     return EXIT_OK
@@ -220,10 +226,8 @@ transfers_cmd.name = "transfers"
 @pass_ctx
 def stats(ctx: Ctx, fmt: str) -> int:
     """Per source: lines read, rows, quarantined, blank; with totals (lines = rows + quarantined + blank)."""
-    factory = open_store(ctx.config().store_url)
-    with factory() as session:
+    with read_session(ctx.config().store_url) as session:
         rows = source_stats(session)
-    factory.kw["bind"].dispose()
     keys = ("batches", "lines_read", "rows", "quarantined", "blank", "no_destination")
     totals = {k: sum(r[k] for r in rows) for k in keys}
     if fmt == "json":
@@ -240,10 +244,8 @@ def stats(ctx: Ctx, fmt: str) -> int:
 @pass_ctx
 def quarantine(ctx: Ctx, source: str | None, limit: int, fmt: str) -> int:
     """Show quarantined lines with file, line number and reason."""
-    factory = open_store(ctx.config().store_url)
-    with factory() as session:
+    with read_session(ctx.config().store_url) as session:
         rows = quarantine_rows(session, source, limit)
-    factory.kw["bind"].dispose()
     emit(rows, fmt, ["source", "line", "field", "reason", "raw"], title="quarantine")
     return EXIT_OK
 
@@ -258,10 +260,8 @@ def evidence() -> None:
 @pass_ctx
 def evidence_verify(ctx: Ctx, fmt: str) -> int:
     """Recompute every row hash and chain link; exit 1 and name the first break if tampered."""
-    factory = open_store(ctx.config().store_url)
-    with factory() as session:
+    with read_session(ctx.config().store_url) as session:
         rep = verify_chain(session)
-    factory.kw["bind"].dispose()
     doc = {
         "ok": rep.ok,
         "batches": rep.batches,

@@ -28,7 +28,7 @@ def demo(out: Path) -> int:
     from monitor.settings import load_config
     from monitor.store.chain import verify_chain
     from monitor.store.queries import TransferFilter, transfers
-    from monitor.store.session import open_store
+    from monitor.store.session import read_session
 
     if out.exists():
         shutil.rmtree(out)
@@ -42,11 +42,9 @@ def demo(out: Path) -> int:
         f"ingested {f.lines_read} lines in {summary.seconds:.1f}s: {f.rows} rows, {f.quarantined} quarantined, "
         f"{f.blank} blank, {f.no_destination} without destination; {f.evidence_rows} evidence rows"
     )
-    factory = open_store(cfg.store_url)
-    with factory() as session:
+    with read_session(cfg.store_url) as session:
         rows = transfers(session, TransferFilter())
         chain = verify_chain(session)
-    factory.kw["bind"].dispose()
     emit(
         rows,
         "table",

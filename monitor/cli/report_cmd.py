@@ -31,21 +31,17 @@ def geoip_warnings(cfg: Config, now: dt.datetime) -> list[str]:
 def write_weekly(cfg: Config, week: str | None, out: Path | None, now: dt.datetime) -> tuple[Path, str]:
     from monitor.report.data import previous_week, weekly_report_data
     from monitor.report.render import render_weekly_pdf
-    from monitor.store.session import open_store
+    from monitor.store.session import read_session
 
     week = week or previous_week(now.date())
-    factory = open_store(cfg.store_url)
-    try:
-        with factory() as session:
-            data = weekly_report_data(
-                session,
-                week,
-                organisation=cfg.settings.organisation.name,
-                generated_at=now,
-                mmdb_warnings=geoip_warnings(cfg, now),
-            )
-    finally:
-        factory.kw["bind"].dispose()
+    with read_session(cfg.store_url) as session:
+        data = weekly_report_data(
+            session,
+            week,
+            organisation=cfg.settings.organisation.name,
+            generated_at=now,
+            mmdb_warnings=geoip_warnings(cfg, now),
+        )
     target = out or cfg.resolve_path(cfg.settings.reports_dir) / f"xborder-weekly-{week}.pdf"
     target.parent.mkdir(parents=True, exist_ok=True)
     render_weekly_pdf(data, target)

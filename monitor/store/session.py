@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -121,3 +123,14 @@ def open_store(url: str, *, create: bool = True) -> sessionmaker[Session]:
     if create:
         ensure_schema(engine)
     return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def read_session(url: str) -> Iterator[Session]:
+    """A session on the store for one command; the engine is disposed afterwards."""
+    factory = open_store(url)
+    try:
+        with factory() as session:
+            yield session
+    finally:
+        factory.kw["bind"].dispose()
