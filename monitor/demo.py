@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -377,6 +378,11 @@ def write_log(path: Path, *, lines: int, seed: int) -> tuple[int, ...]:
     return g_at
 
 
+def demo_config_text() -> str:
+    """The demo shop's config (systems, vendors and their mechanisms), shipped as monitor/demo_config.yaml."""
+    return files("monitor").joinpath("demo_config.yaml").read_text(encoding="utf-8")
+
+
 def write_demo_inputs(out: Path, *, lines: int | None = None, seed: int = 2026) -> DemoInputs:
     """Write out/access.log (a week of Squid traffic) and out/xborder.yaml (the shop's register)."""
     out.mkdir(parents=True, exist_ok=True)
@@ -385,139 +391,6 @@ def write_demo_inputs(out: Path, *, lines: int | None = None, seed: int = 2026) 
         raise ValueError(f"lines must be >= 0, got {n}")
     log_path, config_path = out / LOG_NAME, out / CONFIG_NAME
     g_at = write_log(log_path, lines=n, seed=seed)
-    config_path.write_text(CONFIG_YAML, encoding="utf-8")
+    config_path.write_text(demo_config_text(), encoding="utf-8")
     monday, sunday, week = week_bounds()
     return DemoInputs(config_path, log_path, n, len(g_at), g_at, week, monday, sunday)
-
-
-CONFIG_YAML = """\
-# xborder demo: Beispiel Shop GmbH, an online shop in Germany, during ISO week 2026-W47
-# (Mon 2026-11-16 .. Sun 2026-11-22). access.log beside this file is a week of its Squid egress
-# proxy log. What the demo should show:
-#   checkout        -> Adyen (NL), Klarna (SE): inside the EEA, permitted
-#                   -> Stripe (US): permitted, EU-US Data Privacy Framework on file
-#                   -> api.fraudsignal.example (US) from Thursday 10:42: a fraud-scoring plugin
-#                      quietly starts sending customer data to the US, nothing on file: UNAUTHORIZED
-#   support-chat    -> OpenAI (US): permitted, SCC module 2 on file
-#                   -> Anthropic (US) until Wednesday 12:00, nothing on file: UNAUTHORIZED; then an
-#                      emergency cutover moves the traffic to Mistral's EU endpoint (FR): permitted
-#   recommendations -> Vektorwerk (DE): permitted; api.deepseek.com (CN): no adequacy, nothing on
-#                      file: UNAUTHORIZED
-#   pricing, build-farm: no personal data, out of scope (competitor scraping, package downloads)
-#   hr-portal       -> PeopleCloud (US, DPF with HR scope), Lohnwerk (CH, adequacy),
-#                      Sakura Learning (JP, adequacy, scope confirmed): permitted
-#   10.99.0.7       -> not in any system below: unattributed, for review
-# Addresses of the destinations are fixed; with no GeoIP database configured, xborder falls back
-# to the RIR registration data shipped in iptocc. Relative paths resolve against this directory.
-
-organisation:
-  name: Beispiel Shop GmbH
-  country: DE
-
-store:
-  url: sqlite:///xborder.db
-
-geoip:
-  databases: []   # none: offline fallback (RIR registration country)
-
-alerts:
-  jsonl: alerts.jsonl
-  stderr: true
-
-reports_dir: reports
-
-systems:
-  - name: checkout
-    sources: [10.20.1.0/24]
-    users: [svc-checkout]
-    data_categories: [customer-personal, payment]
-    criticality: critical
-    owner: payments-team
-  - name: support-chat
-    sources: [10.20.2.0/24]
-    data_categories: [customer-personal]
-    criticality: high
-    owner: customer-care
-  - name: recommendations
-    sources: [10.20.3.0/24]
-    data_categories: [customer-behavioural]
-    owner: data-team
-  - name: pricing
-    sources: [10.20.4.0/24]
-    data_categories: [none]   # scrapes competitors' public prices
-    criticality: low
-    owner: data-team
-  - name: hr-portal
-    sources: [10.20.5.0/24]
-    users: [hr-sync]
-    data_categories: [hr, employee-personal]
-    criticality: high
-    owner: people-ops
-  - name: build-farm
-    sources: [10.20.9.0/24]
-    users: [ci-runner]
-    data_categories: [none]   # CI runners: package registries and source hosting only
-    criticality: low
-    owner: platform-team
-
-# What the DPO has on file. Deliberately absent: Anthropic, DeepSeek and the fraud-scoring API.
-vendors:
-  - name: Adyen
-    domains: [adyen.com, adyenpayments.com]
-    legal_entity: Adyen N.V.
-    seat: NL
-  - name: Klarna
-    domains: [klarna.com]
-    legal_entity: Klarna Bank AB (publ)
-    seat: SE
-  - name: Stripe
-    domains: [stripe.com]
-    legal_entity: Stripe, Inc.
-    seat: US
-    mechanisms:
-      - type: dpf
-        framework: eu-us
-        certified_since: 2023-07-17
-        scope: non-hr
-        checked_on: 2026-11-01
-  - name: OpenAI
-    domains: [openai.com]
-    legal_entity: OpenAI, L.L.C.
-    seat: US
-    mechanisms:
-      - type: scc
-        module: 2
-        signed: 2024-03-01
-        tia: 2024-02-15
-  - name: Mistral AI
-    domains: [mistral.ai]
-    legal_entity: Mistral AI SAS
-    seat: FR
-  - name: Vektorwerk
-    domains: [vektorwerk.example]
-    legal_entity: Vektorwerk GmbH
-    seat: DE
-  - name: PeopleCloud
-    domains: [peoplecloud.example]
-    legal_entity: PeopleCloud Inc.
-    seat: US
-    mechanisms:
-      - type: dpf
-        framework: eu-us
-        certified_since: 2023-09-12
-        scope: hr
-        checked_on: 2026-10-28
-  - name: Lohnwerk
-    domains: [lohnwerk.example]
-    legal_entity: Lohnwerk AG
-    seat: CH
-  - name: Sakura Learning
-    domains: [sakura-learning.example]
-    legal_entity: Sakura Learning K.K.
-    seat: JP
-    mechanisms:
-      - type: adequacy-scope
-        country: JP
-        confirmed_on: 2025-06-10
-        note: APPI business operator; Supplementary Rules confirmed in the DPA
-"""

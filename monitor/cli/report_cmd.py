@@ -29,7 +29,8 @@ def geoip_warnings(cfg: Config, now: dt.datetime) -> list[str]:
 
 
 def write_weekly(cfg: Config, week: str | None, out: Path | None, now: dt.datetime) -> tuple[Path, str]:
-    from monitor.report.data import previous_week, weekly_report_data
+    from monitor.report.data import weekly_report_data
+    from monitor.report.model import previous_week
     from monitor.report.render import render_weekly_pdf
     from monitor.store.session import read_session
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import jinja2
 
 from monitor.errors import ReportError
-from monitor.report.data import CountryRow, WeeklyReport
+from monitor.report.model import CountryRow, WeeklyReport
 
 WEEKLY_TEMPLATE = "weekly.html.j2"
 # Bar segments of the by-country chart, in the order they are drawn.
@@ -118,9 +118,7 @@ def render_weekly_pdf(report: WeeklyReport, out: Path) -> Path:
             # WeasyPrint warns at import when the system lacks libharfbuzz-subset (it then
             # subsets fonts with fontTools, which works). That is a packaging note for the host,
             # not a problem with this report, and the test suite turns warnings into errors.
-            warnings.filterwarnings(
-                "ignore", message=r"HarfBuzz-Subset will be required", category=DeprecationWarning
-            )
+            warnings.filterwarnings("ignore", message=r"HarfBuzz-Subset will be required", category=DeprecationWarning)
             from weasyprint import HTML
     except (ImportError, OSError) as exc:  # OSError: pango/harfbuzz shared libraries missing
         raise ReportError(f"WeasyPrint is not usable, cannot write PDF reports: {exc}") from exc

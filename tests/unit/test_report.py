@@ -16,13 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.errors import ReportError, UsageError
 from monitor.records import Quarantined
-from monitor.report.data import (
-    WeeklyReport,
-    current_week,
-    parse_week,
-    previous_week,
-    weekly_report_data,
-)
+from monitor.report.data import weekly_report_data
+from monitor.report.model import WeeklyReport, current_week, parse_week, previous_week
 from monitor.report.render import render_weekly_html, render_weekly_pdf
 from monitor.store.models import Batch
 from monitor.store.session import open_store
