@@ -38,20 +38,21 @@ def init(directory: Path, force: bool) -> int:
     return EXIT_OK
 
 
-@click.command(epilog="Example: xborder -c /etc/xborder/xborder.yaml check")
+@click.command(epilog="Example: xborder -c /etc/xborder/xborder.yaml check --format json")
+@format_option
 @pass_ctx
-def check(ctx: Ctx) -> int:
-    """Preflight: config, rule pack, store, GeoIP databases, alert paths."""
+def check(ctx: Ctx, fmt: str) -> int:
+    """Preflight: config, rule pack, store, GeoIP databases, alert paths (exit 2 if any fails)."""
     from monitor.policy.rulepack import load_pack
     from monitor.resolve.geoip import GeoIP
 
-    failed = False
+    results: list[dict[str, str]] = []
 
     def line(ok: bool | None, what: str, detail: str) -> None:
-        nonlocal failed
-        mark = {True: "ok  ", False: "FAIL", None: "warn"}[ok]
-        failed = failed or ok is False
-        click.echo(f"[{mark}] {what}: {detail}")
+        status = {True: "ok", False: "fail", None: "warn"}[ok]
+        results.append({"check": what, "status": status, "detail": detail})
+        if fmt == "table":
+            click.echo(f"[{status.upper() if ok is False else status:4}] {what}: {detail}")
 
     cfg = ctx.config()
     line(True, "config", str(cfg.path) if cfg.path else "none found, using defaults")
@@ -98,8 +99,10 @@ def check(ctx: Ctx) -> int:
         p = cfg.resolve_path(cfg.settings.alerts.jsonl)
         parent = p.parent
         line(parent.is_dir() or not parent.exists(), "alerts", f"jsonl → {p}")
-    click.echo(f"systems: {len(cfg.settings.systems)}, vendors: {len(cfg.settings.vendors)}")
-    return EXIT_USAGE if failed else EXIT_OK
+    line(True, "register", f"{len(cfg.settings.systems)} systems, {len(cfg.settings.vendors)} vendors")
+    if fmt != "table":
+        emit(results, fmt, ["check", "status", "detail"])
+    return EXIT_USAGE if any(r["status"] == "fail" for r in results) else EXIT_OK
 
 
 @click.command(epilog="Example: xborder ingest squid /var/log/squid/access.log /var/log/squid/access.log.1")
