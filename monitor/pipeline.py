@@ -273,6 +273,13 @@ def _add_alert(alerts: dict[str, dict[str, Any]], row: dict[str, Any], v: Verdic
     alerts[key] = {"dedup_key": key, "severity": v.severity.value, "summary": summary, "payload": payload}
 
 
+def _ts_bound(batch: ObservationBatch, which: str) -> dt.datetime | None:
+    if batch.frame.empty:
+        return None
+    v = pc.min_max(pa.array(batch.frame["ts"]))[which].as_py()
+    return v if isinstance(v, dt.datetime) else None
+
+
 def ingest_batches(rt: Runtime, batches: Iterable[ObservationBatch], summary: FileSummary, resumed_from: Any) -> None:
     for batch in batches:
         evidence, alerts, no_dest = process_batch(rt, batch)
@@ -290,6 +297,8 @@ def ingest_batches(rt: Runtime, batches: Iterable[ObservationBatch], summary: Fi
                 checkpoint=batch.checkpoint,
                 resumed_from=resumed_from,
                 alerts=alerts,
+                first_ts=_ts_bound(batch, "min"),
+                last_ts=_ts_bound(batch, "max"),
             ),
         )
         resumed_from = batch.checkpoint

@@ -28,6 +28,8 @@ def upgrade() -> None:
         sa.Column("blank", sa.BigInteger(), nullable=False),
         sa.Column("no_destination", sa.BigInteger(), nullable=False),
         sa.Column("evidence_rows", sa.Integer(), nullable=False),
+        sa.Column("first_ts", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_ts", sa.DateTime(timezone=True), nullable=True),
         sa.Column("digest", sa.String(length=64), nullable=False),
         sa.Column("prev_hash", sa.String(length=64), nullable=False),
         sa.Column("hash", sa.String(length=64), nullable=False),

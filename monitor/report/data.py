@@ -222,7 +222,10 @@ def _transfers(session: Session, in_period: ColumnElement[bool], outcome: Outcom
 
 
 def _quarantine(session: Session, start: dt.datetime, end: dt.datetime) -> QuarantineSummary:
-    committed = (Batch.committed_at >= start) & (Batch.committed_at < end)
+    # a batch counts in every period its rows overlap; one without rows, in the period it was committed
+    committed = ((Batch.first_ts < end) & (Batch.last_ts >= start)) | (
+        Batch.first_ts.is_(None) & (Batch.committed_at >= start) & (Batch.committed_at < end)
+    )
     count = session.execute(
         select(func.count(Quarantine.id)).join(Batch, Batch.seq == Quarantine.batch_seq).where(committed)
     ).scalar_one()

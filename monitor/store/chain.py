@@ -62,6 +62,8 @@ def batch_header(b: Batch) -> dict[str, Any]:
         "blank": b.blank,
         "no_destination": b.no_destination,
         "evidence_rows": b.evidence_rows,
+        "first_ts": b.first_ts,
+        "last_ts": b.last_ts,
     }
 
 

@@ -41,6 +41,10 @@ class Batch(Base):
     blank: Mapped[int] = mapped_column(BigInteger)
     no_destination: Mapped[int] = mapped_column(BigInteger)
     evidence_rows: Mapped[int] = mapped_column(Integer)
+    # time span of the batch's rows (None: no rows): reports count a batch's lines and
+    # quarantine in the periods its data covers, not the day it happened to be ingested
+    first_ts: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    last_ts: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     digest: Mapped[str] = mapped_column(String(64))  # over the batch's evidence + quarantine rows
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))  # sha256(prev_hash || digest || header)

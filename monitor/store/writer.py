@@ -39,6 +39,8 @@ class BatchRecord:
     checkpoint: Checkpoint | None
     resumed_from: Checkpoint | None  # the checkpoint this batch started from (None: new file)
     alerts: list[dict[str, Any]] = field(default_factory=list)  # dedup_key, severity, summary, payload
+    first_ts: dt.datetime | None = None  # time span of the batch's rows
+    last_ts: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,8 @@ def commit_batch(factory: sessionmaker[Session], rec: BatchRecord) -> CommitResu
                 blank=rec.blank,
                 no_destination=rec.no_destination,
                 evidence_rows=len(ev_rows),
+                first_ts=rec.first_ts,
+                last_ts=rec.last_ts,
                 digest=batch_digest(hashes),
                 prev_hash=head.hash,
                 hash="",

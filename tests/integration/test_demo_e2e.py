@@ -35,7 +35,21 @@ def test_report_numbers_agree_with_transfers(tmp_path: Path, capsys: pytest.Capt
     for host in unauthorized_hosts:
         assert host in flat.replace(" ", "") or host in flat
     assert "PASSED" in flat
-    assert f"{inputs.garbage_lines}" in flat  # quarantine count
+
+    # the ingest section counts the batches whose data lies in the week, whenever ingested
+    import datetime as dt
+
+    from monitor.report.data import weekly_report_data
+    from monitor.settings import load_config
+    from monitor.store.session import read_session
+
+    with read_session(load_config(cfg).store_url) as s:
+        data = weekly_report_data(s, inputs.week, organisation="x", generated_at=dt.datetime.now(dt.UTC))
+        next_week = weekly_report_data(s, "2026-W49", organisation="x", generated_at=dt.datetime.now(dt.UTC))
+    assert data.quarantine.lines_read == inputs.lines_written
+    assert data.quarantine.count == inputs.garbage_lines > 0
+    assert next_week.quarantine.lines_read == 0 and next_week.totals.requests == 0
+    assert f"Quarantined lines {inputs.garbage_lines}" in flat
 
 
 @pytest.mark.slow

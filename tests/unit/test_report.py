@@ -90,6 +90,8 @@ def record(evidence: list[dict[str, Any]], quarantined: Sequence[Quarantined] = 
         quarantined=q,
         checkpoint=None,
         resumed_from=None,
+        first_ts=min((e["first_seen"] for e in evidence), default=None),
+        last_ts=max((e["last_seen"] for e in evidence), default=None),
     )
 
 
@@ -295,7 +297,9 @@ def test_quarantine_chain_and_versions(demo: Demo) -> None:
     assert q.top_reasons == (("bad timestamp", 2), ("truncated line", 1))
     with demo.factory() as s:
         batches = [b for b in s.scalars(select(Batch))
-                   if r.period_start <= utc(b.committed_at) < r.period_end]
+                   if (b.first_ts is None and r.period_start <= utc(b.committed_at) < r.period_end)
+                   or (b.first_ts is not None and utc(b.first_ts) < r.period_end
+                       and utc(b.last_ts) >= r.period_start)]
     assert q.batches == len(batches) and q.lines_read == sum(b.lines_read for b in batches)
     assert r.chain.ok and r.chain.batches == 3 and r.chain.head_seq == 3
     assert r.chain.head_hash is not None and len(r.chain.head_hash) == 64
