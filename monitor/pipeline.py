@@ -22,6 +22,7 @@ from monitor.policy.evaluator import evaluate
 from monitor.policy.rulepack import RulePack, load_pack
 from monitor.policy.vendors import VendorIndex
 from monitor.records import Destination, ObservationBatch, Outcome, System, Verdict
+from monitor.resolve.build import build_resolver
 from monitor.resolve.jurisdiction import Resolver
 from monitor.settings import Config
 from monitor.store.session import open_store
@@ -63,7 +64,7 @@ class Runtime:
 def build_runtime(config: Config) -> Runtime:
     s = config.settings
     pack = load_pack(config.rules_dir)
-    resolver = Resolver([config.resolve_path(p) for p in s.geoip.databases], pack.in_eea, s.internal_networks)
+    resolver = build_resolver(config, pack)
     # "review": an unknown source's data is unknown, so its third-country transfers go to review;
     # "personal": assume personal data, so they are judged (and alerted) like any other
     categories = ("unknown",) if s.unattributed == "review" else ("personal",)
@@ -215,6 +216,10 @@ def _evidence_row(
         "as_org": dest.as_org,
         "provider": dest.provider,
         "provider_seat": dest.provider_seat,
+        "legal_entity": dest.legal_entity,
+        "region": dest.region,
+        "region_country": dest.region_country,
+        "edge": dest.edge,
         "confidence": dest.confidence,
         "outcome": v.outcome.value,
         "article": v.article,

@@ -124,20 +124,29 @@ class Severity(StrEnum):
 
 @dataclass(frozen=True)
 class Destination:
-    """What is known about one destination (host, IP), each fact kept apart with its source."""
+    """What is known about one destination (host, IP), each fact kept apart with its source.
+
+    `sources` maps each fact to where it came from (override, catalog file:line, cloud range
+    file, GeoIP database, RIR fallback), so a DPO can defend every answer.
+    """
 
     host: str | None
     ip: str | None
     located_country: str | None = None  # where the server is (GeoIP country)
+    located_subdivision: str | None = None  # ISO 3166-2 suffix, e.g. "CN" for ES-CN (City DBs)
+    located_city: str | None = None
     registered_country: str | None = None  # where the address block is registered
+    represented_country: str | None = None  # e.g. a military base abroad (MaxMind)
     asn: int | None = None
     as_org: str | None = None
     provider: str | None = None
     legal_entity: str | None = None
     provider_seat: str | None = None  # country of the provider's legal seat
-    region: str | None = None
-    region_country: str | None = None
+    region: str | None = None  # cloud region, e.g. eu-central-1
+    region_country: str | None = None  # that region's country ("EU": a multi-region inside the EU)
+    edge: bool = False  # a CDN/anycast edge: its location says where the edge is, not the data
     internal: bool = False  # private, loopback or operator-declared own network
+    judged_country: str | None = None  # set by the resolver, with its reason in sources["country"]
     eea: bool | None = None  # None: country unknown
     confidence: str = "none"  # high / medium / low / none
     sources: tuple[tuple[str, str], ...] = ()  # (fact, where it came from)
@@ -146,15 +155,25 @@ class Destination:
 
     @property
     def country(self) -> str | None:
-        """The country the transfer is judged against: location first, then registration."""
-        return self.located_country or self.region_country or self.registered_country
+        """The country the transfer is judged against (see Resolver for the order of evidence)."""
+        if self.judged_country is not None:
+            return self.judged_country
+        if self.region_country:
+            return self.region_country
+        if self.edge:  # an edge's location is not where the data is processed
+            return None
+        return self.located_country or self.registered_country
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "host": self.host,
             "ip": self.ip,
+            "country": self.country,
             "located_country": self.located_country,
+            "located_subdivision": self.located_subdivision,
+            "located_city": self.located_city,
             "registered_country": self.registered_country,
+            "represented_country": self.represented_country,
             "asn": self.asn,
             "as_org": self.as_org,
             "provider": self.provider,
@@ -162,8 +181,9 @@ class Destination:
             "provider_seat": self.provider_seat,
             "region": self.region,
             "region_country": self.region_country,
-            "internal": self.internal,
             "eea": self.eea,
+            "edge": self.edge,
+            "internal": self.internal,
             "confidence": self.confidence,
             "sources": dict(self.sources),
             "data_versions": {"mmdb_build": self.mmdb_build, "catalog": self.catalog_version},

@@ -11,7 +11,7 @@ from pydantic import Field, field_validator
 
 from monitor import yamlsrc
 from monitor.errors import ConfigError, UsageError
-from monitor.policy.register import Register, Strict, SystemDef, VendorDef
+from monitor.policy.register import OverrideDef, Register, Strict, SystemDef, VendorDef
 
 CONFIG_ENV = "XBORDER_CONFIG"
 DEFAULT_CONFIG = "xborder.yaml"
@@ -25,6 +25,16 @@ class GeoipSettings(Strict):
     # any mix of City/Country/ASN/ISP databases; none: the offline RIR fallback is used
     databases: list[str] = []
     max_age_days: Annotated[int, Field(ge=1)] = 45
+    # maxminddb reader: auto (C extension when present), mmap_ext, mmap, file, memory
+    mode: Literal["auto", "mmap_ext", "mmap", "file", "memory"] = "auto"
+    reload_check_seconds: Annotated[float, Field(ge=0)] = 30.0  # a replaced file is picked up this often
+
+
+class CloudRangeFile(Strict):
+    """A provider's published IP-range file (AWS ip-ranges.json, Google cloud.json, Azure service tags)."""
+
+    provider: Literal["aws", "gcp", "azure", "auto"] = "auto"
+    path: str
 
 
 class AlertSettings(Strict):
@@ -58,6 +68,8 @@ class Settings(Strict):
     rules_dir: str | None = None  # default: the rules/ shipped with xborder
     reports_dir: str = "reports-out"
     internal_networks: list[str] = []  # own ranges beyond RFC 1918/loopback: never a transfer
+    cloud_ranges: list[CloudRangeFile] = []
+    overrides: list[OverrideDef] = []  # CIDR/hostname -> location/provider, first in the order of evidence
     unattributed: Literal["review", "personal"] = "review"
     systems: list[SystemDef] = []
     vendors: list[VendorDef] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Any
 
@@ -36,9 +37,9 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 
 
 def _register() -> None:
-    from monitor.cli import commands, demo_cmd, report_cmd  # noqa: PLC0415 - after `cli` exists
+    from monitor.cli import commands, demo_cmd, report_cmd, resolve_cmd  # noqa: PLC0415 - after `cli` exists
 
-    for cmd in (*commands.COMMANDS, demo_cmd.demo, report_cmd.report):
+    for cmd in (*commands.COMMANDS, demo_cmd.demo, report_cmd.report, resolve_cmd.resolve):
         cli.add_command(cmd)
 
 
@@ -47,6 +48,8 @@ _register()
 
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (for tests and main)."""
+    # library warnings (stale GeoIP, reloads) reach the operator on stderr
+    logging.basicConfig(level=logging.WARNING, format="xborder: %(levelname)s: %(name)s: %(message)s")
     try:
         rv: Any = cli.main(args=argv, prog_name="xborder", standalone_mode=False)
     except click.exceptions.Exit as exc:

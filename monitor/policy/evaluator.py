@@ -85,6 +85,12 @@ def _check_territory_review(c: Case) -> bool:
     if t is not None and t.treat_as == "review":
         c.found.append(f"{t.name} ({t.code}): {t.source}")
         return True
+    # only where the judged country is the located one: a catalog region says nothing of a city
+    if c.country and c.country == c.dest.located_country:
+        place = c.pack.review_place(c.country, c.dest.located_city)
+        if place is not None:
+            c.found.append(f"{place.name}: located in {c.dest.located_city}, {place.country}; {place.source}")
+            return True
     return False
 
 

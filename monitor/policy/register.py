@@ -6,7 +6,7 @@ import datetime as dt
 import ipaddress
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 ISO2 = Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")]
 
@@ -88,6 +88,38 @@ class VendorDef(Strict):
     @classmethod
     def _lower(cls, v: list[str]) -> list[str]:
         return [d.strip().lower().lstrip(".") for d in v]
+
+
+class OverrideDef(Strict):
+    """Pin a CIDR or hostname (exact, or `*.example.com`) to facts the operator knows better."""
+
+    cidr: str | None = None
+    host: str | None = None
+    country: Annotated[str, Field(pattern=r"^([A-Z]{2})$")] | None = None  # ISO code, or EU for "inside the EU"
+    provider: str | None = None
+    legal_entity: str | None = None
+    seat: ISO2 | None = None
+    region: str | None = None
+    internal: bool = False  # our own network: never a transfer
+    note: str | None = None
+
+    @field_validator("cidr")
+    @classmethod
+    def _cidr(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                ipaddress.ip_network(v, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"'{v}' is not an IP address or CIDR") from exc
+        return v
+
+    @model_validator(mode="after")
+    def _one_target(self) -> OverrideDef:
+        if (self.cidr is None) == (self.host is None):
+            raise ValueError("give exactly one of 'cidr' or 'host'")
+        if not (self.internal or self.country or self.provider):
+            raise ValueError("an override must set 'country', 'provider' or 'internal: true'")
+        return self
 
 
 class Register(Strict):

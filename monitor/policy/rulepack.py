@@ -48,9 +48,18 @@ class EeaBlock(Strict):
     members: list[Member]
 
 
+class ReviewPlace(Strict):
+    name: str
+    country: ISO2
+    cities: list[str] = Field(min_length=1)
+    source: str
+    uncertain: bool = False
+
+
 class EeaFile(Strict):
     eea: EeaBlock
     territories: list[Territory] = []
+    review_places: list[ReviewPlace] = []
 
 
 class Decision(Strict):
@@ -148,6 +157,7 @@ class RulePack:
     hash: str
     eea: frozenset[str]
     territories: dict[str, Territory]
+    review_places: tuple[ReviewPlace, ...]
     decisions: tuple[Decision, ...]
     procedure: tuple[StepDef, ...]
     non_personal: frozenset[str]
@@ -156,12 +166,22 @@ class RulePack:
     locations: dict[str, str]  # rule id -> "rules/…:line"
 
     def in_eea(self, country: str) -> bool | None:
-        if country in self.eea:
+        # "EU": a multi-region or data zone whose members are all EU states (catalog data)
+        if country in self.eea or country == "EU":
             return True
         t = self.territories.get(country)
         if t is not None:
             return {"eea": True, "third_country": False}.get(t.treat_as)
         return False
+
+    def review_place(self, country: str | None, city: str | None) -> ReviewPlace | None:
+        if not country or not city:
+            return None
+        c = city.casefold()
+        for p in self.review_places:
+            if p.country == country and any(c == x.casefold() for x in p.cities):
+                return p
+        return None
 
     def decisions_for(self, country: str) -> list[Decision]:
         return [d for d in self.decisions if d.country == country]
@@ -248,6 +268,7 @@ def load_pack(root: Path) -> RulePack:
         hash=pack_hash(root),
         eea=frozenset(eea_codes),
         territories={t.code: t for t in eea_f.territories},
+        review_places=tuple(eea_f.review_places),
         decisions=tuple(adq_f.decisions),
         procedure=tuple(ch5_f.procedure),
         non_personal=frozenset(ch5_f.non_personal_categories),

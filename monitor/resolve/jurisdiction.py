@@ -1,49 +1,86 @@
-"""Resolves unique (host, IP) destinations to Destination facts, once each, through a bounded cache."""
+"""Resolves unique (host, IP) destinations to Destination facts, once each, through a bounded cache.
+
+Order of evidence for the country a transfer is judged against: operator override → provider
+catalog by hostname (documented processing region) → published cloud IP ranges (region) →
+GeoIP located country (unless the address is a CDN edge) → registered country (GeoIP, or the
+offline RIR fallback). Every fact keeps its own source.
+"""
 
 from __future__ import annotations
 
 import ipaddress
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import replace
-from pathlib import Path
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from monitor.records import Destination
 from monitor.resolve import fallback
 from monitor.resolve.geoip import GeoIP, is_ip
+from monitor.resolve.overrides import Overrides
+
+if TYPE_CHECKING:
+    from monitor.resolve.catalog import Catalog
+    from monitor.resolve.cloudranges import CloudRanges
 
 Key = tuple[str | None, str | None]  # (host, ip)
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-def _internal(ip: str, own: list[Network]) -> bool:
+def _private(ip: str, own: list[Network]) -> bool:
     addr = ipaddress.ip_address(ip)
     if addr.is_private or addr.is_loopback or addr.is_link_local or addr.is_unspecified:
         # documentation ranges (192.0.2.0/24, 2001:db8::/32) are "private" in ipaddress too
         return True
-    return any(addr in n for n in own)
+    return any(addr.version == n.version and addr in n for n in own)
+
+
+@dataclass
+class _Facts:
+    """Mutable scratch for one destination; frozen into a Destination at the end."""
+
+    values: dict[str, object] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def set(self, name: str, value: object, source: str, *, force: bool = False) -> None:
+        if value is None or value == "":
+            return
+        if force or self.values.get(name) is None:
+            self.values[name] = value
+            self.sources[name] = source
 
 
 class Resolver:
-    """GeoIP when databases are configured, else the RIR fallback; EEA membership from the rule pack."""
+    """Keeps each fact apart with where it came from; resolves each key once while cached."""
 
     def __init__(
         self,
-        mmdb_paths: list[Path],
+        *,
         in_eea: Callable[[str], bool | None],
+        geoip: GeoIP | None = None,
+        catalog: Catalog | None = None,
+        ranges: CloudRanges | None = None,
+        overrides: Overrides | None = None,
         internal_networks: Iterable[str] = (),
         cache_size: int = 200_000,
     ) -> None:
-        self.geoip = GeoIP(mmdb_paths) if mmdb_paths else None
+        self.geoip = geoip
+        self.catalog = catalog
+        self.ranges = ranges
+        self.overrides = overrides or Overrides([])
         self.in_eea = in_eea
         self.own = [ipaddress.ip_network(n, strict=False) for n in internal_networks]
         self.cache_size = cache_size
         self._cache: OrderedDict[Key, Destination] = OrderedDict()
-        self.fallback_version = None if self.geoip else fallback.data_version()
+        self.fallback_version = None if geoip else fallback.data_version()
 
     @property
     def data_version(self) -> str:
         return (self.geoip.build if self.geoip else None) or self.fallback_version or "none"
+
+    @property
+    def catalog_version(self) -> str | None:
+        return self.catalog.version if self.catalog else None
 
     def close(self) -> None:
         if self.geoip:
@@ -51,6 +88,8 @@ class Resolver:
 
     def resolve_many(self, keys: list[Key]) -> list[Destination]:
         """One Destination per key, in order; each key is looked up at most once while cached."""
+        if self.geoip is not None and self.geoip.reload_changed():
+            self._cache.clear()  # answers from the old database must not outlive it
         out: list[Destination | None] = [self._cache.get(k) for k in keys]
         todo = [i for i, d in enumerate(out) if d is None]
         if todo:
@@ -62,6 +101,9 @@ class Resolver:
             if k in self._cache:
                 self._cache.move_to_end(k)
         return [d for d in out if d is not None]
+
+    def resolve(self, host: str | None, ip: str | None) -> Destination:
+        return self.resolve_many([(host, ip)])[0]
 
     def _remember(self, key: Key, dest: Destination) -> None:
         self._cache[key] = dest
@@ -76,35 +118,114 @@ class Resolver:
         rir: list[str | None] = []
         if self.geoip is None:
             rir = fallback.registered_countries([ip or "" for ip in ips])
-        out = []
-        for n, ((host, _), ip) in enumerate(zip(keys, ips, strict=True)):
-            out.append(self._one(host, ip, rir[n] if rir else None))
-        return out
+        return [
+            self._one(host.lower().rstrip(".") if host else None, ip, rir[n] if rir else None)
+            for n, ((host, _), ip) in enumerate(zip(keys, ips, strict=True))
+        ]
 
     def _one(self, host: str | None, ip: str | None, rir_country: str | None) -> Destination:
-        base = Destination(host=host, ip=ip, mmdb_build=self.data_version)
-        if ip is None:
-            return replace(base, sources=(("country", "unknown: no address"),))
-        if _internal(ip, self.own):
-            return replace(base, internal=True, confidence="high", sources=(("internal", "private/own network"),))
+        f = _Facts()
+        ov = self.overrides.for_host(host) or self.overrides.for_ip(ip)
+        if ov is not None:
+            src = f"override:{ov.where}"
+            s = ov.spec
+            f.set("judged_country", s.country, src)
+            f.set("provider", s.provider, src)
+            f.set("legal_entity", s.legal_entity, src)
+            f.set("provider_seat", s.seat, src)
+            f.set("region", s.region, src)
+            if s.internal:
+                f.set("internal", True, src)
+        if ip is not None and not f.values.get("internal") and _private(ip, self.own):
+            f.set("internal", True, "internal:private or configured internal_networks")
+        if host and self.catalog is not None:
+            self._from_catalog(f, self.catalog, host)
+        if ip is not None and not f.values.get("internal"):
+            self._from_ip(f, ip, rir_country)
+        return self._freeze(f, host, ip)
+
+    @staticmethod
+    def _from_catalog(f: _Facts, catalog: Catalog, host: str) -> None:
+        m = catalog.match(host)
+        if m is None:
+            return
+        src = f"catalog:{m.location}" + (" (uncertain)" if m.uncertain else "")
+        f.set("provider", m.provider, src)
+        f.set("legal_entity", m.legal_entity, src)
+        f.set("provider_seat", m.seat, src)
+        f.set("region", m.region, src)
+        f.set("region_country", m.region_country, src)
+        if m.edge:
+            f.set("edge", True, src)
+
+    def _from_ip(self, f: _Facts, ip: str, rir_country: str | None) -> None:
+        hit = self.ranges.lookup(ip) if self.ranges is not None else None
+        if hit is not None:
+            src = f"cloud-ranges:{hit.source} {hit.prefix}"
+            f.set("provider", {"aws": "Amazon Web Services", "gcp": "Google Cloud", "azure": "Microsoft Azure"}.get(
+                hit.provider, hit.provider), src)
+            f.set("region", hit.region, src)
+            country = self.catalog.region_country(hit.provider, hit.region) if self.catalog and hit.region else None
+            f.set("region_country", country, src)
+            if hit.service and "CLOUDFRONT" in hit.service.upper():
+                f.set("edge", True, src)
         if self.geoip is not None:
             facts, sources = self.geoip.lookup(ip)
-            country = facts.located_country or facts.registered_country
-            return replace(
-                base,
-                located_country=facts.located_country,
-                registered_country=facts.registered_country,
-                asn=facts.asn,
-                as_org=facts.as_org,
-                eea=self.in_eea(country) if country else None,
-                confidence="medium" if facts.located_country else ("low" if country else "none"),
-                sources=tuple(sources),
-            )
-        return replace(
-            base,
-            registered_country=rir_country,
-            eea=self.in_eea(rir_country) if rir_country else None,
-            # RIR registration says where the block's holder registered, not where the server is
-            confidence="low" if rir_country else "none",
-            sources=(("registered_country", f"fallback:{self.fallback_version}"),) if rir_country else (),
+            srcs = dict(sources)
+            f.set("located_country", facts.located_country, srcs.get("located_country", "geoip"))
+            f.set("located_subdivision", facts.subdivision, srcs.get("located_country", "geoip"))
+            f.set("located_city", facts.city, srcs.get("located_country", "geoip"))
+            f.set("registered_country", facts.registered_country, srcs.get("registered_country", "geoip"))
+            f.set("represented_country", facts.represented_country, srcs.get("represented_country", "geoip"))
+            f.set("asn", facts.asn, srcs.get("asn", "geoip"))
+            f.set("as_org", facts.as_org, srcs.get("asn", "geoip"))
+            if facts.asn is not None and self.catalog is not None:
+                cdn = self.catalog.provider_for_asn(facts.asn)
+                if cdn is not None and cdn.edge:
+                    f.set("edge", True, f"catalog: AS{facts.asn} is {cdn.name}, an edge network")
+        else:
+            f.set("registered_country", rir_country, f"fallback:{self.fallback_version} (RIR registration)")
+
+    def _freeze(self, f: _Facts, host: str | None, ip: str | None) -> Destination:
+        v = f.values
+        d = Destination(
+            host=host,
+            ip=ip,
+            mmdb_build=self.data_version,
+            catalog_version=self.catalog_version,
+            **{k: val for k, val in v.items()},  # type: ignore[arg-type]
         )
+        if d.internal:
+            return replace(d, judged_country=None, eea=None, confidence="high",
+                           sources=tuple(sorted(f.sources.items())))
+        country, why, confidence = self._judge(d, f.sources)
+        sources = dict(f.sources)
+        sources.pop("judged_country", None)
+        if country is not None:
+            sources["country"] = why
+        elif ip is None:
+            sources["country"] = "unknown: no address and no catalog entry for the host"
+        elif d.edge:
+            sources["country"] = "unknown: the address is a CDN edge and the host is not in the catalog"
+        return replace(
+            d,
+            judged_country=country,
+            eea=self.in_eea(country) if country else None,
+            confidence=confidence,
+            sources=tuple(sorted(sources.items())),
+        )
+
+    @staticmethod
+    def _judge(d: Destination, sources: dict[str, str]) -> tuple[str | None, str, str]:
+        """(country, reason, confidence) in the order of evidence."""
+        if d.judged_country:
+            return d.judged_country, sources["judged_country"], "high"
+        if d.region_country:
+            return d.region_country, f"region {d.region or ''} via {sources['region_country']}".replace("  ", " "), "high"
+        if d.edge:
+            return None, "", "none"
+        if d.located_country:
+            return d.located_country, f"located via {sources['located_country']}", "medium"
+        if d.registered_country:
+            return d.registered_country, f"registered via {sources['registered_country']}", "low"
+        return None, "", "none"

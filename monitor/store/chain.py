@@ -33,8 +33,14 @@ def _canon(v: Any) -> Any:
 
 
 def row_hash(values: dict[str, Any], fields: list[str]) -> str:
-    doc = json.dumps([_canon(values.get(f)) for f in fields], separators=(",", ":"), default=str)
-    return hashlib.sha256(doc.encode()).hexdigest()
+    """sha256 of the row as a JSON object with sorted keys, NULLs left out.
+
+    Leaving NULLs out keeps old rows verifiable when a migration adds a nullable column, while
+    setting any value to NULL (or from NULL) still changes the hash.
+    """
+    doc = {f: _canon(v) for f in fields if (v := values.get(f)) is not None}
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def batch_digest(row_hashes: list[str]) -> str:
@@ -45,7 +51,7 @@ def batch_digest(row_hashes: list[str]) -> str:
 
 
 def link_hash(prev_hash: str, digest: str, header: dict[str, Any]) -> str:
-    doc = json.dumps({k: _canon(v) for k, v in sorted(header.items())}, separators=(",", ":"))
+    doc = json.dumps({k: _canon(v) for k, v in header.items() if v is not None}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(f"{prev_hash}|{digest}|{doc}".encode()).hexdigest()
 
 
