@@ -59,7 +59,9 @@ def resolve(ctx: Ctx, targets: tuple[str, ...], mmdb: tuple[Path, ...], fmt: str
     else:
         for doc in docs:
             srcs = doc["sources"]
-            rows = [{"fact": f, "value": doc[f], "source": srcs.get(f, "")} for f in FIELDS if doc[f] not in (None, False)]
+            rows = [
+                {"fact": f, "value": doc[f], "source": srcs.get(f, "")} for f in FIELDS if doc[f] not in (None, False)
+            ]
             versions = doc["data_versions"]
             emit(rows, "table", ["fact", "value", "source"], title=doc["target"],
                  extra={"data versions": f"mmdb {versions['mmdb_build']}; catalog {versions['catalog']}"})  # fmt: skip

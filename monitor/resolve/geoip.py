@@ -39,6 +39,7 @@ class GeoFacts:
     city: str | None = None
     asn: int | None = None
     as_org: str | None = None
+    anycast: bool = False  # MaxMind traits.is_anycast: the location is one of many edges
 
 
 def _stamp(path: Path) -> tuple[int, int, int]:
@@ -119,6 +120,7 @@ class GeoDatabase:
                 represented_country=rec.represented_country.iso_code,
                 subdivision=sub,
                 city=city,
+                anycast=bool(getattr(rec.traits, "is_anycast", False)),
             )
         except (geoip2.errors.AddressNotFoundError, ValueError):
             return GeoFacts()
@@ -185,6 +187,7 @@ class GeoIP:
     def lookup(self, ip: str) -> tuple[GeoFacts, list[tuple[str, str]]]:
         located = registered = represented = org = sub = city = None
         asn = None
+        anycast = False
         sources: list[tuple[str, str]] = []
         for d in self.databases:
             f = d.lookup(ip)
@@ -198,10 +201,13 @@ class GeoIP:
             if f.represented_country and not represented:
                 represented = f.represented_country
                 sources.append(("represented_country", label))
+            if f.anycast and not anycast:
+                anycast = True
+                sources.append(("anycast", label))
             if f.asn is not None and asn is None:
                 asn, org = f.asn, f.as_org
                 sources.append(("asn", label))
-        return GeoFacts(located, registered, represented, sub, city, asn, org), sources
+        return GeoFacts(located, registered, represented, sub, city, asn, org, anycast), sources
 
     def close(self) -> None:
         for d in self.databases:

@@ -162,8 +162,13 @@ class Resolver:
         hit = self.ranges.lookup(ip) if self.ranges is not None else None
         if hit is not None:
             src = f"cloud-ranges:{hit.source} {hit.prefix}"
-            f.set("provider", {"aws": "Amazon Web Services", "gcp": "Google Cloud", "azure": "Microsoft Azure"}.get(
-                hit.provider, hit.provider), src)
+            f.set(
+                "provider",
+                {"aws": "Amazon Web Services", "gcp": "Google Cloud", "azure": "Microsoft Azure"}.get(
+                    hit.provider, hit.provider
+                ),
+                src,
+            )
             f.set("region", hit.region, src)
             country = self.catalog.region_country(hit.provider, hit.region) if self.catalog and hit.region else None
             f.set("region_country", country, src)
@@ -179,6 +184,8 @@ class Resolver:
             f.set("represented_country", facts.represented_country, srcs.get("represented_country", "geoip"))
             f.set("asn", facts.asn, srcs.get("asn", "geoip"))
             f.set("as_org", facts.as_org, srcs.get("asn", "geoip"))
+            if facts.anycast:
+                f.set("edge", True, f"anycast per {srcs.get('anycast', 'geoip')}")
             if facts.asn is not None and self.catalog is not None:
                 cdn = self.catalog.provider_for_asn(facts.asn)
                 if cdn is not None and cdn.edge:
@@ -196,8 +203,9 @@ class Resolver:
             **{k: val for k, val in v.items()},  # type: ignore[arg-type]
         )
         if d.internal:
-            return replace(d, judged_country=None, eea=None, confidence="high",
-                           sources=tuple(sorted(f.sources.items())))
+            return replace(
+                d, judged_country=None, eea=None, confidence="high", sources=tuple(sorted(f.sources.items()))
+            )
         country, why, confidence = self._judge(d, f.sources)
         sources = dict(f.sources)
         sources.pop("judged_country", None)
@@ -221,7 +229,11 @@ class Resolver:
         if d.judged_country:
             return d.judged_country, sources["judged_country"], "high"
         if d.region_country:
-            return d.region_country, f"region {d.region or ''} via {sources['region_country']}".replace("  ", " "), "high"
+            return (
+                d.region_country,
+                f"region {d.region or ''} via {sources['region_country']}".replace("  ", " "),
+                "high",
+            )
         if d.edge:
             return None, "", "none"
         if d.located_country:

@@ -1,4 +1,4 @@
-"""Operator overrides from the config: a CIDR or hostname pinned to a location/provider, first in the order of evidence."""
+"""Operator overrides from the config: a CIDR or hostname pinned to a location or provider (first evidence)."""
 
 from __future__ import annotations
 

@@ -293,7 +293,9 @@ def test_public_address_is_not_internal(resolver: Resolver) -> None:
 
 
 def test_own_networks_are_internal(mmdb: Path, pack: RulePack) -> None:
-    r = Resolver(in_eea=pack.in_eea, geoip=GeoIP([mmdb / "GeoLite2-City-Test.mmdb"]), internal_networks=["81.2.69.0/24"])
+    r = Resolver(
+        in_eea=pack.in_eea, geoip=GeoIP([mmdb / "GeoLite2-City-Test.mmdb"]), internal_networks=["81.2.69.0/24"]
+    )
     try:
         inside, outside = r.resolve_many([(None, "81.2.69.142"), (None, "2.125.160.216")])
     finally:
