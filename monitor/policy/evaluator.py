@@ -76,6 +76,12 @@ def _check_same_entity(c: Case) -> bool:
 def _check_eea(c: Case) -> bool:
     if c.country and c.pack.in_eea(c.country):
         c.found.append(f"country {c.country} is in the EEA")
+        seat = c.dest.provider_seat
+        if seat and not c.pack.in_eea(seat):
+            # EDPB 05/2021: not a transfer, but the importer's home law may reach the data
+            c.found.append(
+                f"third-country access risk to record: {c.dest.provider or 'the provider'} is seated in {seat}"
+            )
         return True
     return False
 

@@ -172,7 +172,7 @@ class Resolver:
             f.set("region", hit.region, src)
             country = self.catalog.region_country(hit.provider, hit.region) if self.catalog and hit.region else None
             f.set("region_country", country, src)
-            if hit.service and "CLOUDFRONT" in hit.service.upper():
+            if hit.service and any(cdn in hit.service.upper() for cdn in ("CLOUDFRONT", "FRONTDOOR")):
                 f.set("edge", True, src)
         if self.geoip is not None:
             facts, sources = self.geoip.lookup(ip)
@@ -229,11 +229,10 @@ class Resolver:
         if d.judged_country:
             return d.judged_country, sources["judged_country"], "high"
         if d.region_country:
-            return (
-                d.region_country,
-                f"region {d.region or ''} via {sources['region_country']}".replace("  ", " "),
-                "high",
-            )
+            src = sources["region_country"]
+            what = f"region {d.region}" if d.region else "processing location"
+            # a catalog fact its authors could not confirm is evidence, but not strong evidence
+            return d.region_country, f"{what} via {src}", "medium" if "(uncertain)" in src else "high"
         if d.edge:
             return None, "", "none"
         if d.located_country:
