@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from monitor.records import Destination
@@ -27,12 +27,32 @@ Key = tuple[str | None, str | None]  # (host, ip)
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-def _private(ip: str, own: list[Network]) -> bool:
+# Special-purpose blocks that never leave the organisation or the internet's edge (IANA registries:
+# private, loopback, link-local, CGNAT shared space, documentation, benchmarking, reserved, ULA).
+NOT_PUBLIC = [
+    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+    "192.0.0.0/24", "192.0.2.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24",
+    "203.0.113.0/24", "240.0.0.0/4", "::/127", "100::/64", "2001:db8::/32",
+    "fc00::/7", "fe80::/10",
+]  # fmt: skip
+
+
+def _ranges(nets: Iterable[Network]) -> list[tuple[int, int, int]]:
+    return [(n.version, int(n.network_address), int(n.broadcast_address)) for n in nets]
+
+
+BUILTIN_RANGES = _ranges(ipaddress.ip_network(n) for n in NOT_PUBLIC)
+
+
+def _private(ip: str, own: list[tuple[int, int, int]]) -> bool:
+    # integer range checks: ipaddress.is_private walks a list of network objects per call
     addr = ipaddress.ip_address(ip)
-    if addr.is_private or addr.is_loopback or addr.is_link_local or addr.is_unspecified:
-        # documentation ranges (192.0.2.0/24, 2001:db8::/32) are "private" in ipaddress too
-        return True
-    return any(addr.version == n.version and addr in n for n in own)
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped  # ::ffff:a.b.c.d is the IPv4 address
+    x, ver = int(addr), addr.version
+    return any(v == ver and lo <= x <= hi for v, lo, hi in BUILTIN_RANGES) or any(
+        v == ver and lo <= x <= hi for v, lo, hi in own
+    )
 
 
 @dataclass
@@ -69,7 +89,7 @@ class Resolver:
         self.ranges = ranges
         self.overrides = overrides or Overrides([])
         self.in_eea = in_eea
-        self.own = [ipaddress.ip_network(n, strict=False) for n in internal_networks]
+        self.own = _ranges(ipaddress.ip_network(n, strict=False) for n in internal_networks)
         self.cache_size = cache_size
         self._cache: OrderedDict[Key, Destination] = OrderedDict()
         self.fallback_version = None if geoip else fallback.data_version()
@@ -194,49 +214,43 @@ class Resolver:
             f.set("registered_country", rir_country, f"fallback:{self.fallback_version} (RIR registration)")
 
     def _freeze(self, f: _Facts, host: str | None, ip: str | None) -> Destination:
-        v = f.values
-        d = Destination(
+        v = dict(f.values)
+        sources = dict(f.sources)
+        sources.pop("judged_country", None)
+        if v.get("internal"):
+            v.update(judged_country=None, confidence="high")
+        else:
+            country, why, confidence = self._judge(v, f.sources)
+            if country is not None:
+                sources["country"] = why
+            elif ip is None:
+                sources["country"] = "unknown: no address and no catalog entry for the host"
+            elif v.get("edge"):
+                sources["country"] = "unknown: the address is a CDN edge and the host is not in the catalog"
+            v.update(judged_country=country, eea=self.in_eea(country) if country else None, confidence=confidence)
+        return Destination(
             host=host,
             ip=ip,
             mmdb_build=self.data_version,
             catalog_version=self.catalog_version,
-            **{k: val for k, val in v.items()},  # type: ignore[arg-type]
-        )
-        if d.internal:
-            return replace(
-                d, judged_country=None, eea=None, confidence="high", sources=tuple(sorted(f.sources.items()))
-            )
-        country, why, confidence = self._judge(d, f.sources)
-        sources = dict(f.sources)
-        sources.pop("judged_country", None)
-        if country is not None:
-            sources["country"] = why
-        elif ip is None:
-            sources["country"] = "unknown: no address and no catalog entry for the host"
-        elif d.edge:
-            sources["country"] = "unknown: the address is a CDN edge and the host is not in the catalog"
-        return replace(
-            d,
-            judged_country=country,
-            eea=self.in_eea(country) if country else None,
-            confidence=confidence,
             sources=tuple(sorted(sources.items())),
+            **v,  # type: ignore[arg-type]
         )
 
     @staticmethod
-    def _judge(d: Destination, sources: dict[str, str]) -> tuple[str | None, str, str]:
+    def _judge(v: dict[str, object], sources: dict[str, str]) -> tuple[str | None, str, str]:
         """(country, reason, confidence) in the order of evidence."""
-        if d.judged_country:
-            return d.judged_country, sources["judged_country"], "high"
-        if d.region_country:
+        if v.get("judged_country"):
+            return str(v["judged_country"]), sources["judged_country"], "high"
+        if v.get("region_country"):
             src = sources["region_country"]
-            what = f"region {d.region}" if d.region else "processing location"
+            what = f"region {v['region']}" if v.get("region") else "processing location"
             # a catalog fact its authors could not confirm is evidence, but not strong evidence
-            return d.region_country, f"{what} via {src}", "medium" if "(uncertain)" in src else "high"
-        if d.edge:
+            return str(v["region_country"]), f"{what} via {src}", "medium" if "(uncertain)" in src else "high"
+        if v.get("edge"):
             return None, "", "none"
-        if d.located_country:
-            return d.located_country, f"located via {sources['located_country']}", "medium"
-        if d.registered_country:
-            return d.registered_country, f"registered via {sources['registered_country']}", "low"
+        if v.get("located_country"):
+            return str(v["located_country"]), f"located via {sources['located_country']}", "medium"
+        if v.get("registered_country"):
+            return str(v["registered_country"]), f"registered via {sources['registered_country']}", "low"
         return None, "", "none"

@@ -140,3 +140,13 @@ def test_eu_multi_region_is_in_the_eea(pack: RulePack) -> None:
     d = Destination("aiplatform.eu.rep.googleapis.com", None, region="eu", region_country="EU")
     v = evaluate(pack, System("s", ("customer-personal",)), d, dt.date(2026, 11, 20), None)
     assert (v.outcome, v.rule_id) == (Outcome.PERMITTED, "gdpr.no-transfer.eea")
+
+
+@pytest.mark.parametrize(("ip", "internal"), [
+    ("10.1.2.3", True), ("172.31.0.1", True), ("192.168.1.1", True), ("127.0.0.1", True), ("169.254.1.1", True),
+    ("100.64.0.1", True), ("192.0.2.10", True), ("::1", True), ("fd00::1", True), ("fe80::1", True),
+    ("2001:db8::5", True), ("::ffff:10.0.0.1", True), ("::ffff:8.8.8.8", False), ("8.8.8.8", False),
+    ("172.32.0.1", False), ("2a00:1450::1", False), ("100.128.0.1", False),
+])  # fmt: skip
+def test_internal_addresses(pack: RulePack, ip: str, internal: bool) -> None:
+    assert Resolver(in_eea=pack.in_eea).resolve(None, ip).internal is internal
