@@ -150,3 +150,25 @@ def test_eu_multi_region_is_in_the_eea(pack: RulePack) -> None:
 ])  # fmt: skip
 def test_internal_addresses(pack: RulePack, ip: str, internal: bool) -> None:
     assert Resolver(in_eea=pack.in_eea).resolve(None, ip).internal is internal
+
+
+@pytest.mark.parametrize("mode", ["auto", "mmap_ext", "mmap", "file", "memory"])
+def test_every_bad_database_is_refused_in_every_reader_mode(mmdb: Path, mode: str) -> None:
+    from monitor.errors import DataSourceError
+
+    bad = sorted((mmdb / "bad-data").glob("*.mmdb"))
+    assert len(bad) == 7
+    for path in [*bad, mmdb / "LICENSE-MIT"]:  # and a file that is not a database at all
+        with pytest.raises(DataSourceError) as err:
+            GeoIP([path], mode)
+        assert str(path) in str(err.value)
+
+
+def test_stale_database_is_logged_at_start(mmdb: Path, pack: RulePack, caplog: pytest.LogCaptureFixture) -> None:
+    from monitor.resolve.build import build_resolver
+    from monitor.settings import Config, Settings
+
+    cfg = Config(Settings.model_validate({"geoip": {"databases": [str(mmdb / "GeoLite2-City-Test.mmdb")],
+                                                    "max_age_days": 45}}), None, mmdb)  # fmt: skip
+    build_resolver(cfg, pack).close()
+    assert "stale GeoIP database" in caplog.text and "GeoLite2-City-Test.mmdb" in caplog.text
