@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -223,6 +224,15 @@ class Verdict:
     severity: Severity
     steps: tuple[Step, ...] = ()
     vendor: str | None = None
+
+
+def is_ip(value: str) -> bool:
+    """An IPv4 or IPv6 address literal (collectors tell peers from hostnames, resolvers hosts from IPs)."""
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
 
 
 def utc_day(ts: dt.datetime) -> dt.date:

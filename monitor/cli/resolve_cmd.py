@@ -9,7 +9,7 @@ import click
 from monitor.cli.context import EXIT_OK, Ctx, pass_ctx
 from monitor.cli.output import FORMATS, emit
 from monitor.errors import UsageError
-from monitor.resolve.geoip import is_ip
+from monitor.records import is_ip
 
 FIELDS = [
     "country", "eea", "located_country", "located_subdivision", "located_city", "registered_country",

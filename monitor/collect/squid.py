@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import codecs
-import ipaddress
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -12,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from monitor.collect.base import LineCollector, Parsed
-from monitor.records import COLUMNS, Quarantined, empty_frame, frame_from_table
+from monitor.records import COLUMNS, Quarantined, empty_frame, frame_from_table, is_ip
 
 # Default `squid` logformat:
 #   %ts.%03tu %6tr %>a %Ss/%03>Hs %<st %rm %ru %[un %Sh/%<a %mt
@@ -321,7 +320,7 @@ def _hierarchy(values: pa.Array) -> dict[str, pa.Array]:
     """egress from the hierarchy code; dest_ip from the peer when it is the origin's address."""
     hier, peer = _split(values, "/", 1)
     peer = pc.utf8_trim(peer, "[]")
-    ips = pa.array([p for p in peer.to_pylist() if p is not None and _is_ip(p)], _STR)
+    ips = pa.array([p for p in peer.to_pylist() if p is not None and is_ip(p)], _STR)
     origin = pc.invert(pc.match_substring_regex(hier, _RE_CACHE_PEER))
     return {
         "egress": pc.invert(pc.is_in(hier, pa.array(_NO_EGRESS, _STR))),
@@ -339,14 +338,6 @@ def _split(arr: pa.Array, sep: str, n: int) -> list[pa.Array]:
     if n == 1:
         out[1] = pc.utf8_slice_codeunits(out[1], 0, -1)
     return out
-
-
-def _is_ip(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True
 
 
 def _dash_null(arr: pa.Array) -> pa.Array:

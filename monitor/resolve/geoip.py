@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,18 +210,3 @@ class GeoIP:
     def close(self) -> None:
         for d in self.databases:
             d.close()
-
-
-def is_ip(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True
-
-
-def stat_or_none(path: Path) -> os.stat_result | None:
-    try:
-        return path.stat()
-    except OSError:
-        return None

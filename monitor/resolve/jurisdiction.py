@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from monitor.records import Destination
+from monitor.records import Destination, is_ip
 from monitor.resolve import fallback
-from monitor.resolve.geoip import GeoIP, is_ip
+from monitor.resolve.geoip import GeoIP
 from monitor.resolve.overrides import Overrides
 
 if TYPE_CHECKING:
@@ -61,6 +61,10 @@ class _Facts:
 
     values: dict[str, object] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
+
+    def set_all(self, source: str, **facts: object) -> None:
+        for name, value in facts.items():
+            self.set(name, value, source)
 
     def set(self, name: str, value: object, source: str, *, force: bool = False) -> None:
         if value is None or value == "":
@@ -147,15 +151,10 @@ class Resolver:
         f = _Facts()
         ov = self.overrides.for_host(host) or self.overrides.for_ip(ip)
         if ov is not None:
-            src = f"override:{ov.where}"
             s = ov.spec
-            f.set("judged_country", s.country, src)
-            f.set("provider", s.provider, src)
-            f.set("legal_entity", s.legal_entity, src)
-            f.set("provider_seat", s.seat, src)
-            f.set("region", s.region, src)
-            if s.internal:
-                f.set("internal", True, src)
+            f.set_all(f"override:{ov.where}", judged_country=s.country, provider=s.provider,
+                      legal_entity=s.legal_entity, provider_seat=s.seat, region=s.region,
+                      internal=s.internal or None)  # fmt: skip
         if ip is not None and not f.values.get("internal") and _private(ip, self.own):
             f.set("internal", True, "internal:private or configured internal_networks")
         if host and self.catalog is not None:
@@ -169,14 +168,9 @@ class Resolver:
         m = catalog.match(host)
         if m is None:
             return
-        src = f"catalog:{m.location}" + (" (uncertain)" if m.uncertain else "")
-        f.set("provider", m.provider, src)
-        f.set("legal_entity", m.legal_entity, src)
-        f.set("provider_seat", m.seat, src)
-        f.set("region", m.region, src)
-        f.set("region_country", m.region_country, src)
-        if m.edge:
-            f.set("edge", True, src)
+        f.set_all(f"catalog:{m.location}" + (" (uncertain)" if m.uncertain else ""), provider=m.provider,
+                  legal_entity=m.legal_entity, provider_seat=m.seat, region=m.region,
+                  region_country=m.region_country, edge=m.edge or None)  # fmt: skip
 
     def _from_ip(self, f: _Facts, ip: str, rir_country: str | None) -> None:
         hit = self.ranges.lookup(ip) if self.ranges is not None else None
