@@ -14,7 +14,9 @@ class Inventory:
     """Users first (they name a service account), then the most specific source network."""
 
     def __init__(self, systems: list[SystemDef], unattributed_categories: tuple[str, ...] = ("unknown",)) -> None:
-        self.systems = {s.name: System(s.name, tuple(s.data_categories), s.criticality, s.owner) for s in systems}
+        self.systems = {
+            s.name: System(s.name, tuple(s.data_categories), s.criticality, s.owner, s.nis2_scope) for s in systems
+        }
         self.unattributed = System(UNATTRIBUTED, unattributed_categories, "normal", None)
         self.users = {u: s.name for s in systems for u in s.users}
         nets = [(ipaddress.ip_network(c, strict=False), s.name) for s in systems for c in s.sources]

@@ -199,6 +199,7 @@ class System:
     data_categories: tuple[str, ...]
     criticality: str = "normal"
     owner: str | None = None
+    nis2_scope: bool = True
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,15 @@ from pydantic import Field, field_validator
 
 from monitor import yamlsrc
 from monitor.errors import ConfigError, UsageError
-from monitor.policy.register import OverrideDef, Register, Strict, SystemDef, VendorDef
+from monitor.policy.register import (
+    ApprovedSupplier,
+    OverrideDef,
+    Register,
+    Strict,
+    SystemDef,
+    VendorDef,
+    WaiverDef,
+)
 
 CONFIG_ENV = "XBORDER_CONFIG"
 DEFAULT_CONFIG = "xborder.yaml"
@@ -57,6 +65,8 @@ class EvidenceSettings(Strict):
 class OrganisationSettings(Strict):
     name: str = "Example organisation"
     country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] = "DE"
+    # NIS2 (Directive (EU) 2022/2555) status: essential / important entity, or none
+    nis2: Literal["essential", "important", "none"] = "none"
 
 
 class Settings(Strict):
@@ -73,6 +83,8 @@ class Settings(Strict):
     unattributed: Literal["review", "personal"] = "review"
     systems: list[SystemDef] = []
     vendors: list[VendorDef] = []
+    waivers: list[WaiverDef] = []
+    approved_suppliers: list[ApprovedSupplier] = []
 
 
 @dataclass(frozen=True)
@@ -98,7 +110,14 @@ class Config:
 
     @property
     def register(self) -> Register:
-        return Register(systems=self.settings.systems, vendors=self.settings.vendors)
+        s = self.settings
+        return Register(
+            systems=s.systems,
+            vendors=s.vendors,
+            waivers=s.waivers,
+            approved_suppliers=s.approved_suppliers,
+            nis2_entity=s.organisation.nis2,
+        )
 
     @property
     def rules_dir(self) -> Path:

@@ -3,186 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import replace
 
-from monitor.policy.register import AdequacyScope as ScopeMech
-from monitor.policy.register import Bcr, Derogation, Dpf, Scc, VendorDef
-from monitor.policy.rulepack import Decision, RulePack, StepDef
+from monitor.policy.case import Case, Extras, SupplierRef, VendorRef, WaiverRef
+from monitor.policy.checks import CHECKS
+from monitor.policy.rulepack import RulePack, StepDef
 from monitor.records import Destination, Outcome, Severity, Step, System, Verdict
 
-HR_CATEGORIES = frozenset({"hr", "employee-personal"})
-
-
-@dataclass(frozen=True)
-class VendorRef:
-    """A register vendor with where it is written (config file:line)."""
-
-    vendor: VendorDef
-    where: str
-    mechanism_where: tuple[str, ...] = ()
-
-
-@dataclass
-class Case:
-    """What the checks look at, and what a matching check found (for the verdict's basis)."""
-
-    pack: RulePack
-    system: System
-    dest: Destination
-    day: dt.date
-    vendor: VendorRef | None
-    found: list[str] = field(default_factory=list)
-    rule_id: str | None = None
-    rule_where: str | None = None
-
-    @property
-    def country(self) -> str | None:
-        return self.dest.country
-
-    def mechanisms(self) -> list[tuple[object, str]]:
-        if self.vendor is None:
-            return []
-        locs = self.vendor.mechanism_where or tuple(self.vendor.where for _ in self.vendor.vendor.mechanisms)
-        return list(zip(self.vendor.vendor.mechanisms, locs, strict=False))
-
-
-def _in_force(d: Decision, day: dt.date) -> bool:
-    return d.in_force_from <= day and (d.in_force_until is None or day <= d.in_force_until)
-
-
-def _dpf_covers(m: Dpf, categories: tuple[str, ...], day: dt.date) -> bool:
-    if m.framework != "eu-us" or m.certified_since > day:
-        return False
-    hr = any(c in HR_CATEGORIES for c in categories)
-    other = any(c not in HR_CATEGORIES for c in categories)
-    if hr and m.scope not in ("hr", "both"):
-        return False
-    return not (other and m.scope not in ("non-hr", "both"))
-
-
-def _check_no_personal(c: Case) -> bool:
-    cats = c.system.data_categories
-    return bool(cats) and all(x in c.pack.non_personal for x in cats)
-
-
-def _check_same_entity(c: Case) -> bool:
-    if c.vendor and c.vendor.vendor.same_entity:
-        c.found.append(f"vendor '{c.vendor.vendor.name}' is the organisation itself ({c.vendor.where})")
-        return True
-    return False
-
-
-def _check_eea(c: Case) -> bool:
-    if c.country and c.pack.in_eea(c.country):
-        c.found.append(f"country {c.country} is in the EEA")
-        seat = c.dest.provider_seat
-        if seat and not c.pack.in_eea(seat):
-            # EDPB 05/2021: not a transfer, but the importer's home law may reach the data
-            c.found.append(
-                f"third-country access risk to record: {c.dest.provider or 'the provider'} is seated in {seat}"
-            )
-        return True
-    return False
-
-
-def _check_territory_review(c: Case) -> bool:
-    t = c.pack.territories.get(c.country or "")
-    if t is not None and t.treat_as == "review":
-        c.found.append(f"{t.name} ({t.code}): {t.source}")
-        return True
-    # only where the judged country is the located one: a catalog region says nothing of a city
-    if c.country and c.country == c.dest.located_country:
-        place = c.pack.review_place(c.country, c.dest.located_city)
-        if place is not None:
-            c.found.append(f"{place.name}: located in {c.dest.located_city}, {place.country}; {place.source}")
-            return True
-    return False
-
-
-def _adequacy(c: Case, want_confirmed: bool) -> bool:
-    for d in c.pack.decisions_for(c.country or ""):
-        if not _in_force(d, c.day):
-            continue
-        where = c.pack.locations[d.id]
-        if d.scope == "full":
-            if want_confirmed:
-                c.found.append(f"{d.instrument} (in force since {d.in_force_from})")
-                c.rule_id, c.rule_where = d.id, where
-                return True
-            continue
-        if d.scope == "certified":
-            for m, mwhere in c.mechanisms():
-                if isinstance(m, Dpf) and d.certification == "dpf" and _dpf_covers(m, c.system.data_categories, c.day):
-                    if want_confirmed:
-                        c.found.append(
-                            f"{d.instrument}; {c.vendor.vendor.name if c.vendor else '?'} DPF-certified "
-                            f"({m.framework}, scope {m.scope}) since {m.certified_since} ({mwhere})"
-                        )
-                        c.rule_id, c.rule_where = d.id, where
-                        return True
-            continue
-        confirmed = [(m, w) for m, w in c.mechanisms() if isinstance(m, ScopeMech) and m.country == c.country]
-        if want_confirmed and confirmed:
-            m, w = confirmed[0]
-            c.found.append(
-                f"{d.instrument}; recipient confirmed within scope ({d.condition}) on {m.confirmed_on} ({w})"
-            )
-            c.rule_id, c.rule_where = d.id, where
-            return True
-        if not want_confirmed and not confirmed:
-            c.found.append(f"{d.instrument} covers only: {d.condition}")
-            return True
-    return False
-
-
-def _check_scc(c: Case) -> bool:
-    for m, where in c.mechanisms():
-        if not isinstance(m, Scc) or m.signed > c.day or (m.expires and c.day > m.expires):
-            continue
-        v = c.pack.scc.get(m.version)
-        if v is None:
-            continue
-        if (v.signed_from and m.signed < v.signed_from) or (v.signed_until and m.signed > v.signed_until):
-            continue
-        if v.valid_until and c.day > v.valid_until:
-            continue
-        c.found.append(f"SCC {v.instrument}, module {m.module}, signed {m.signed} ({where})")
-        return True
-    return False
-
-
-def _check_bcr(c: Case) -> bool:
-    for m, where in c.mechanisms():
-        if isinstance(m, Bcr) and m.approved_on <= c.day:
-            c.found.append(f"BCR approved {m.approved_on} ({where})")
-            return True
-    return False
-
-
-def _check_derogation(c: Case) -> bool:
-    for m, where in c.mechanisms():
-        if isinstance(m, Derogation):
-            c.found.append(f"Art. 49(1) point ({m.point}): {m.justification} ({where})")
-            return True
-    return False
-
-
-CHECKS: dict[str, Callable[[Case], bool]] = {
-    "no_personal_data": _check_no_personal,
-    "internal_destination": lambda c: c.dest.internal,
-    "same_legal_entity": _check_same_entity,
-    "country_unknown": lambda c: c.country is None,
-    "recipient_in_eea": _check_eea,
-    "territory_review": _check_territory_review,
-    "adequacy": lambda c: _adequacy(c, True),
-    "adequacy_scope_unconfirmed": lambda c: _adequacy(c, False),
-    "scc_on_file": _check_scc,
-    "bcr_on_file": _check_bcr,
-    "derogation_on_file": _check_derogation,
-    "unknown_data_categories": lambda c: set(c.system.data_categories) <= {"unknown"},
-    "always": lambda c: True,
-}
+__all__ = ["Extras", "SupplierRef", "VendorRef", "WaiverRef", "evaluate", "severity"]
 
 
 def severity(pack: RulePack, outcome: str, categories: tuple[str, ...]) -> Severity:
@@ -205,29 +33,66 @@ def _describe(step: StepDef, c: Case) -> str:
     return facts.get(step.check, step.basis)
 
 
-def evaluate(pack: RulePack, system: System, dest: Destination, day: dt.date, vendor: VendorRef | None) -> Verdict:
-    """The first procedure step whose check holds decides; every step tried is recorded."""
-    case = Case(pack, system, dest, day, vendor)
+def evaluate(
+    pack: RulePack,
+    system: System,
+    dest: Destination,
+    day: dt.date,
+    vendor: VendorRef | None,
+    extras: Extras | None = None,
+) -> Verdict:
+    """The first procedure step whose check holds decides; every step tried is recorded.
+
+    Then NIS2 Art. 21(2)(d): for an essential/important entity, an in-scope system reaching a
+    recipient that is not an approved supplier gets a NIS2 finding on top of the GDPR verdict.
+    """
+    case = Case(pack, system, dest, day, vendor, extras or Extras())
     steps: list[Step] = []
     for step in pack.procedure:
         where = pack.locations[step.id]
         case.found.clear()
+        case.article = None
         if not CHECKS[step.check](case):
             steps.append(Step(step.id, where, "pass", f"not applicable: {_describe(step, case)}"))
             continue
         detail = "; ".join(case.found)
         steps.append(Step(step.id, where, "match", f"{step.basis}" + (f": {detail}" if detail else "")))
-        rule_id, rule_where = case.rule_id or step.id, case.rule_where or where
-        return Verdict(
+        verdict = Verdict(
             outcome=Outcome(step.outcome),
-            article=step.article,
+            article=case.article or step.article,
             basis=step.basis + (f" — {detail}" if detail else ""),
-            rule_id=rule_id,
-            rule_location=rule_where,
+            rule_id=case.rule_id or step.id,
+            rule_location=case.rule_where or where,
             pack_hash=pack.hash,
-            severity=severity(pack, step.outcome, system.data_categories),
+            severity=Severity(step.severity) if step.severity else severity(pack, step.outcome, system.data_categories),
             steps=tuple(steps),
             vendor=vendor.vendor.name if vendor else None,
         )
+        return _nis2(pack, case, verdict)
     # load_pack guarantees the last step is a catch-all, so this is unreachable
     raise RuntimeError("rule pack procedure has no catch-all step")
+
+
+def _nis2(pack: RulePack, c: Case, v: Verdict) -> Verdict:
+    n = pack.nis2
+    sc = n.supplier_check
+    if c.extras.nis2_entity == "none" or c.day < n.applies_from or not c.system.nis2_scope or c.dest.internal:
+        return v
+    sup = c.extras.supplier
+    where = pack.locations[sc.id]
+    if sup is not None and sup.entry.approved_on <= c.day:
+        if sup.entry.review_due is None or c.day <= sup.entry.review_due:
+            step = Step(sc.id, where, "pass", f"approved supplier since {sup.entry.approved_on} ({sup.where})")
+            return replace(v, steps=(*v.steps, step))
+        text = f"{sc.review_overdue_basis}: review was due {sup.entry.review_due} ({sup.where})"
+    else:
+        who = c.vendor.vendor.name if c.vendor else (c.dest.provider or c.dest.host or c.dest.ip or "recipient")
+        text = f"{sc.basis}: {who} ({c.extras.nis2_entity} entity, system {c.system.name})"
+    step = Step(sc.id, where, "match", text)
+    if v.outcome in (Outcome.PERMITTED, Outcome.OUT_OF_SCOPE):
+        return replace(
+            v, outcome=Outcome(sc.outcome), article=sc.article, rule_id=sc.id, rule_location=where,
+            basis=f"{text} (GDPR: {v.basis})", severity=severity(pack, sc.outcome, c.system.data_categories),
+            steps=(*v.steps, step),
+        )  # fmt: skip
+    return replace(v, basis=f"{v.basis}; also {text}", steps=(*v.steps, step))

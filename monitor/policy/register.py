@@ -22,6 +22,7 @@ class SystemDef(Strict):
     data_categories: list[str]
     criticality: Literal["low", "normal", "high", "critical"] = "normal"
     owner: str | None = None
+    nis2_scope: bool = True  # supports the service that makes the organisation a NIS2 entity
 
     @field_validator("sources")
     @classmethod
@@ -39,7 +40,8 @@ class Dpf(Strict):
     framework: Literal["eu-us", "uk-ext", "swiss-us"] = "eu-us"
     certified_since: dt.date
     scope: Literal["hr", "non-hr", "both"] = "non-hr"
-    checked_on: dt.date | None = None
+    checked_on: dt.date | None = None  # when the DPF List entry was last looked at
+    lapsed_on: dt.date | None = None  # certification lapsed / withdrawn (first day not covered)
 
 
 class Scc(Strict):
@@ -62,6 +64,7 @@ class Derogation(Strict):
     point: Literal["a", "b", "c", "d", "e", "f", "g", "compelling-interests"]
     justification: str
     occasional_limit_per_day: int | None = None  # requests/day that still count as occasional
+    recorded_on: dt.date | None = None  # Art. 49(6): documented in the records of processing
 
 
 class AdequacyScope(Strict):
@@ -122,6 +125,35 @@ class OverrideDef(Strict):
         return self
 
 
+class WaiverDef(Strict):
+    """Accepted risk for one system sending to one destination (vendor name or domain), until it expires."""
+
+    system: str
+    destination: str  # a vendor name or a domain (matches its subdomains)
+    justification: str
+    approved_by: str
+    granted: dt.date
+    expires: dt.date
+
+    @model_validator(mode="after")
+    def _order(self) -> WaiverDef:
+        if self.expires < self.granted:
+            raise ValueError("expires is before granted")
+        return self
+
+
+class ApprovedSupplier(Strict):
+    """NIS2 Art. 21(2)(d): a supplier approved after a supply-chain security assessment."""
+
+    vendor: str
+    approved_on: dt.date
+    approved_by: str | None = None
+    review_due: dt.date | None = None
+
+
 class Register(Strict):
     systems: list[SystemDef] = []
     vendors: list[VendorDef] = []
+    waivers: list[WaiverDef] = []
+    approved_suppliers: list[ApprovedSupplier] = []
+    nis2_entity: Literal["essential", "important", "none"] = "none"

@@ -101,6 +101,8 @@ CheckName = Literal[
     "scc_on_file",
     "bcr_on_file",
     "derogation_on_file",
+    "derogation_beyond_limits",
+    "waiver_on_file",
     "unknown_data_categories",
     "always",
 ]
@@ -112,6 +114,7 @@ class StepDef(Strict):
     outcome: Outcome
     article: str | None = None
     basis: str
+    severity: SeverityName | None = None  # instead of the severity table's value for the outcome
 
 
 class UnauthorizedSeverity(Strict):
@@ -136,6 +139,41 @@ class SccVersion(Strict):
 
 class SccFile(Strict):
     scc: list[SccVersion]
+
+
+class SupplierCheck(Strict):
+    id: str
+    article: str
+    outcome: Outcome
+    basis: str
+    review_overdue_basis: str
+
+
+class Nis2Block(Strict):
+    instrument: str
+    applies_from: dt.date
+    supplier_check: SupplierCheck
+
+
+class Clock(Strict):
+    id: str
+    instrument: str
+    applies_to: Literal["nis2", "gdpr"]
+    from_: Literal["aware", "notified"] = Field(alias="from")
+    hours: int | None = None
+    months: int | None = None
+    what: str
+
+    @model_validator(mode="after")
+    def _one_span(self) -> Clock:
+        if (self.hours is None) == (self.months is None):
+            raise ValueError("give exactly one of 'hours' or 'months'")
+        return self
+
+
+class Nis2File(Strict):
+    nis2: Nis2Block
+    clocks: list[Clock]
 
 
 class Chapter5File(Strict):
@@ -163,6 +201,8 @@ class RulePack:
     non_personal: frozenset[str]
     severity: SeverityTable
     scc: dict[str, SccVersion]
+    nis2: Nis2Block
+    clocks: tuple[Clock, ...]
     locations: dict[str, str]  # rule id -> "rules/…:line"
 
     def in_eea(self, country: str) -> bool | None:
@@ -193,6 +233,7 @@ FILES: dict[str, type[BaseModel]] = {
     "gdpr/adequacy.yaml": AdequacyFile,
     "gdpr/chapter5.yaml": Chapter5File,
     "gdpr/scc.yaml": SccFile,
+    "nis2/nis2.yaml": Nis2File,
 }
 
 
@@ -248,6 +289,12 @@ def load_pack(root: Path) -> RulePack:
     adq_f = cast(AdequacyFile, parsed["gdpr/adequacy.yaml"][0])
     ch5_f, ch5_src = cast(Chapter5File, parsed["gdpr/chapter5.yaml"][0]), parsed["gdpr/chapter5.yaml"][1]
     scc_f = cast(SccFile, parsed["gdpr/scc.yaml"][0])
+    nis2_f, nis2_src = cast(Nis2File, parsed["nis2/nis2.yaml"][0]), parsed["nis2/nis2.yaml"][1]
+    sc = nis2_src.where(("nis2", "supplier_check", "id"))
+    locations[nis2_f.nis2.supplier_check.id] = f"{sc.file}:{sc.line}"
+    for i, c in enumerate(nis2_f.clocks):
+        loc = nis2_src.where(("clocks", i))
+        locations[c.id] = f"{loc.file}:{loc.line}"
 
     if ch5_f.procedure[-1].check != "always":
         problems.append(
@@ -274,5 +321,7 @@ def load_pack(root: Path) -> RulePack:
         non_personal=frozenset(ch5_f.non_personal_categories),
         severity=ch5_f.severity,
         scc={v.version: v for v in scc_f.scc},
+        nis2=nis2_f.nis2,
+        clocks=tuple(nis2_f.clocks),
         locations=locations,
     )

@@ -291,7 +291,7 @@ def test_bcr_not_yet_approved(pack: RulePack) -> None:
 def test_derogation(pack: RulePack) -> None:
     ref = vendor({"type": "derogation", "point": "b", "justification": "performance of a contract"})
     v = judge(pack, CUSTOMER, dest("CN"), D(2024, 1, 1), ref)
-    assert (v.outcome, v.article, v.rule_id) == (Outcome.PERMITTED, "49(1)", "gdpr.art49.derogation")
+    assert (v.outcome, v.article, v.rule_id) == (Outcome.PERMITTED, "49(1)(b)", "gdpr.art49.derogation")
     assert "performance of a contract" in v.basis
 
 

@@ -111,7 +111,8 @@ def test_hash_covers_every_yaml_file(pack: RulePack, copy: Path) -> None:
 
 
 def test_every_rule_has_a_location(pack: RulePack) -> None:
-    ids = {d.id for d in pack.decisions} | {s.id for s in pack.procedure}
+    ids = {d.id for d in pack.decisions} | {s.id for s in pack.procedure} | {c.id for c in pack.clocks}
+    ids.add(pack.nis2.supplier_check.id)
     assert set(pack.locations) == ids
 
 
