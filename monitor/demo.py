@@ -179,9 +179,7 @@ FLOWS: tuple[Flow, ...] = (
     Flow(CHECKOUT, 6.0, "shop", (tunnel("klarna", 1, size=8.9),)),
     Flow(CHECKOUT, 5.0, "shop", (tunnel("fraud", 1, size=7.6, el=5.2),), (THURSDAY_PLUGIN, 8.0)),
     Flow(SUPPORT, 8.0, "shop", (tunnel("openai", 1, size=9.5, el=8.0),)),
-    Flow(
-        SUPPORT, 8.0, "shop", (tunnel("anthropic", 1, size=9.6, el=8.2),), (0.0, WEDNESDAY_CUTOVER)
-    ),
+    Flow(SUPPORT, 8.0, "shop", (tunnel("anthropic", 1, size=9.6, el=8.2),), (0.0, WEDNESDAY_CUTOVER)),
     Flow(SUPPORT, 8.0, "shop", (tunnel("mistral", 1, size=9.4, el=7.5),), (WEDNESDAY_CUTOVER, 8.0)),
     Flow(RECO, 12.0, "shop", (tunnel("vectordb", 1, size=9.8, el=4.5),)),
     Flow(RECO, 2.0, "shop", (tunnel("deepseek", 1, size=8.8, el=7.0),)),
@@ -332,9 +330,7 @@ def _format(ts_ms: Arr, var: Arr, client: Arr, size: Arr, elapsed: Arr) -> Any:
     clients = pa.array([c for f in FLOWS for c in f.clients])
     ts = pc.cast(pa.array(ts_ms), pa.string())  # 13 digits for any time in 2001..2286
     parts = [
-        pc.binary_join_element_wise(
-            pc.utf8_slice_codeunits(ts, 0, 10), pc.utf8_slice_codeunits(ts, 10, 13), "."
-        ),
+        pc.binary_join_element_wise(pc.utf8_slice_codeunits(ts, 0, 10), pc.utf8_slice_codeunits(ts, 10, 13), "."),
         pc.utf8_lpad(pc.cast(pa.array(elapsed), pa.string()), width=6, padding=" "),
         clients.take(pa.array(client)),
         codes.take(pa.array(var)),
@@ -360,9 +356,7 @@ def write_log(path: Path, *, lines: int, seed: int) -> tuple[int, ...]:
             c1 = min(c0 + CHUNK, n_good)
             sl = slice(c0, c1)
             arr = _format(start_ms + ms[sl], var[sl], client[sl], size[sl], elapsed[sl])
-            offsets = np.frombuffer(
-                arr.buffers()[1], dtype=np.int32, count=len(arr) + 1, offset=arr.offset * 4
-            )
+            offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32, count=len(arr) + 1, offset=arr.offset * 4)
             data = memoryview(arr.buffers()[2])
             pos = int(offsets[0])
             for good_before, raw in before:

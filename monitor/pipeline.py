@@ -20,7 +20,7 @@ from monitor.collect.follow import read_batches
 from monitor.errors import UsageError
 from monitor.policy.evaluator import evaluate
 from monitor.policy.rulepack import RulePack, load_pack
-from monitor.policy.vendors import VendorIndex
+from monitor.policy.vendors import RegisterIndex
 from monitor.records import Destination, ObservationBatch, Outcome, System, Verdict
 from monitor.resolve.build import build_resolver
 from monitor.resolve.jurisdiction import Resolver
@@ -42,15 +42,19 @@ class Runtime:
     pack: RulePack
     resolver: Resolver
     inventory: Inventory
-    vendors: VendorIndex
+    register: RegisterIndex
     store: sessionmaker[Session]
-    _verdicts: dict[tuple[str, Destination, dt.date], Verdict] = field(default_factory=dict)
+    _verdicts: dict[tuple[str, Destination, dt.date, int | None], Verdict] = field(default_factory=dict)
 
-    def verdict(self, system: System, dest: Destination, day: dt.date) -> Verdict:
-        key = (system.name, dest, day)
+    def verdict(self, system: System, dest: Destination, day: dt.date, volume: int | None = None) -> Verdict:
+        """`volume` (requests that day so far) matters only for derogations with an occasional limit."""
+        vendor = self.register.vendor(dest)
+        if not self.register.has_derogation_limit(vendor):
+            volume = None
+        key = (system.name, dest, day, volume)
         v = self._verdicts.get(key)
         if v is None:
-            v = evaluate(self.pack, system, dest, day, self.vendors.match(dest))
+            v = evaluate(self.pack, system, dest, day, vendor, self.register.extras(system.name, dest, vendor, volume))
             if len(self._verdicts) > 500_000:  # bound memory on long runs
                 self._verdicts.clear()
             self._verdicts[key] = v
@@ -73,7 +77,7 @@ def build_runtime(config: Config) -> Runtime:
         pack=pack,
         resolver=resolver,
         inventory=Inventory(s.systems, categories),
-        vendors=VendorIndex(s.vendors, config.source),
+        register=RegisterIndex(config.register, config.source),
         store=open_store(config.store_url),
     )
 
@@ -178,15 +182,37 @@ def process_batch(rt: Runtime, batch: ObservationBatch) -> tuple[list[dict[str, 
     evidence: list[dict[str, Any]] = []
     alerts: dict[str, dict[str, Any]] = {}
     span = dt.timedelta(minutes=minutes)
-    for r in agg.to_pylist():
+    groups = agg.to_pylist()
+    volumes = _day_volumes(rt, groups, systems, dests)
+    for r in groups:
         system, dest = systems[r["sys"]], dests[r["dest"]]
         wstart: dt.datetime = r["window"]
-        v = rt.verdict(system, dest, wstart.date())
+        day = wstart.date()
+        v = rt.verdict(system, dest, day, volumes.get((r["sys"], r["dest"], day)))
         row = _evidence_row(batch, rt, system, dest, v, r, wstart, span)
         evidence.append(row)
         if v.outcome is Outcome.UNAUTHORIZED and row["egress_requests"] > 0:
             _add_alert(alerts, row, v)
     return evidence, list(alerts.values()), no_destination
+
+
+def _day_volumes(
+    rt: Runtime, groups: list[dict[str, Any]], systems: list[System], dests: list[Destination]
+) -> dict[tuple[int, int, dt.date], int]:
+    """Requests per (system, destination, day) — this batch plus what is already stored — for the
+    few destinations whose vendor has a derogation with an occasional-volume limit."""
+    out: dict[tuple[int, int, dt.date], int] = {}
+    for r in groups:
+        if rt.register.has_derogation_limit(rt.register.vendor(dests[r["dest"]])):
+            key = (r["sys"], r["dest"], r["window"].date())
+            out[key] = out.get(key, 0) + r["weight_sum"]
+    if out:
+        from monitor.store.queries import day_requests
+
+        with rt.store() as session:
+            for (si, di, day), n in list(out.items()):
+                out[(si, di, day)] = n + day_requests(session, systems[si].name, dests[di].host, dests[di].ip, day)
+    return out
 
 
 def _evidence_row(

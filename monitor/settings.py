@@ -167,6 +167,9 @@ def load_config(explicit: str | None = None, *, required: bool = False) -> Confi
         settings = yamlsrc.validate(src, Settings)
     except ConfigError as exc:
         raise ConfigError(exc.problems + clashes) from exc
-    if clashes:
-        raise ConfigError(clashes)
+    from monitor.policy.lint import reference_errors
+
+    problems = clashes + reference_errors(settings, src)
+    if problems:
+        raise ConfigError(problems)
     return Config(settings, path, path.resolve().parent, src)

@@ -37,9 +37,16 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 
 
 def _register() -> None:
-    from monitor.cli import commands, demo_cmd, report_cmd, resolve_cmd  # noqa: PLC0415 - after `cli` exists
+    from monitor.cli import commands, demo_cmd, report_cmd, resolve_cmd, rules_cmd  # noqa: PLC0415
 
-    for cmd in (*commands.COMMANDS, demo_cmd.demo, report_cmd.report, resolve_cmd.resolve):
+    for cmd in (
+        *commands.COMMANDS,
+        demo_cmd.demo,
+        report_cmd.report,
+        resolve_cmd.resolve,
+        rules_cmd.rules,
+        rules_cmd.explain,
+    ):
         cli.add_command(cmd)
 
 

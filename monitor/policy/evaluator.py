@@ -24,11 +24,25 @@ def severity(pack: RulePack, outcome: str, categories: tuple[str, ...]) -> Sever
 
 
 def _describe(step: StepDef, c: Case) -> str:
-    d = c.dest
+    """Why a step did not apply, in words a DPO can paste into a ticket."""
+    d, country = c.dest, c.dest.country or "unknown"
+    vendor = f"vendor '{c.vendor.vendor.name}'" if c.vendor else "no vendor in the register for this destination"
     facts = {
-        "no_personal_data": f"data categories: {', '.join(c.system.data_categories) or 'none'}",
-        "internal_destination": f"destination {d.ip or d.host} internal: {d.internal}",
-        "country_unknown": f"country: {d.country or 'unknown'} (confidence {d.confidence})",
+        "no_personal_data": f"the system's data categories ({', '.join(c.system.data_categories) or 'none'}) "
+        "include personal data",
+        "internal_destination": f"{d.host or d.ip} is not on the organisation's own network",
+        "same_legal_entity": f"the recipient is not the organisation itself ({vendor})",
+        "country_unknown": f"country {country} (confidence {d.confidence})",
+        "territory_review": f"{country} is not a territory or place flagged for review",
+        "recipient_in_eea": f"{country} is not in the EEA",
+        "adequacy": f"no adequacy decision in force on {c.day} covers this recipient in {country}",
+        "adequacy_scope_unconfirmed": "no limited adequacy decision waiting for scope confirmation",
+        "scc_on_file": f"no SCCs valid on {c.day} on file ({vendor})",
+        "bcr_on_file": f"no BCRs approved by {c.day} on file ({vendor})",
+        "derogation_on_file": "no Art. 49 derogation on file within its limits",
+        "derogation_beyond_limits": "no derogation used beyond its limits",
+        "waiver_on_file": f"no waiver in force on {c.day}",
+        "unknown_data_categories": f"the source is attributed to system '{c.system.name}'",
     }
     return facts.get(step.check, step.basis)
 
@@ -53,7 +67,7 @@ def evaluate(
         case.found.clear()
         case.article = None
         if not CHECKS[step.check](case):
-            steps.append(Step(step.id, where, "pass", f"not applicable: {_describe(step, case)}"))
+            steps.append(Step(step.id, where, "pass", f"no: {_describe(step, case)}"))
             continue
         detail = "; ".join(case.found)
         steps.append(Step(step.id, where, "match", f"{step.basis}" + (f": {detail}" if detail else "")))

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from monitor.policy.evaluator import VendorRef
-from monitor.policy.register import VendorDef
+from monitor.policy.case import Extras, SupplierRef, VendorRef, WaiverRef
+from monitor.policy.register import Derogation, Register, VendorDef
 from monitor.records import Destination
 from monitor.yamlsrc import Sourced
 
@@ -36,3 +36,41 @@ class VendorIndex:
             if name and name.lower() in self.by_name:
                 return self.by_name[name.lower()]
         return None
+
+
+class RegisterIndex:
+    """Everything the evaluator needs from the register for one (system, destination): vendor and Extras."""
+
+    def __init__(self, register: Register, source: Sourced | None = None) -> None:
+        self.vendors = VendorIndex(register.vendors, source)
+        self.nis2_entity = register.nis2_entity
+        self.suppliers: dict[str, SupplierRef] = {}
+        for i, a in enumerate(register.approved_suppliers):
+            where = str(source.where(("approved_suppliers", i))) if source else f"approved supplier '{a.vendor}'"
+            self.suppliers[a.vendor.lower()] = SupplierRef(a, where)
+        self.waivers: dict[str, list[WaiverRef]] = {}
+        for i, w in enumerate(register.waivers):
+            where = str(source.where(("waivers", i))) if source else f"waiver for '{w.system}'"
+            self.waivers.setdefault(w.system, []).append(WaiverRef(w, where))
+
+    def vendor(self, dest: Destination) -> VendorRef | None:
+        return self.vendors.match(dest)
+
+    def extras(self, system: str, dest: Destination, vendor: VendorRef | None, volume: int | None = None) -> Extras:
+        supplier = self.suppliers.get(vendor.vendor.name.lower()) if vendor else None
+        return Extras(self._waiver(system, dest, vendor), self.nis2_entity, supplier, volume)
+
+    def _waiver(self, system: str, dest: Destination, vendor: VendorRef | None) -> WaiverRef | None:
+        for w in self.waivers.get(system, ()):
+            target = w.waiver.destination.lower()
+            if vendor is not None and vendor.vendor.name.lower() == target:
+                return w
+            host = (dest.host or "").lower()
+            if host and (host == target or host.endswith("." + target)) or dest.ip == target:
+                return w
+        return None
+
+    def has_derogation_limit(self, vendor: VendorRef | None) -> bool:
+        return vendor is not None and any(
+            isinstance(m, Derogation) and m.occasional_limit_per_day is not None for m in vendor.vendor.mechanisms
+        )

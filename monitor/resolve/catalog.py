@@ -194,8 +194,12 @@ class Catalog:
     """Validated provider catalog with an exact-host dict and a suffix index of compiled patterns."""
 
     def __init__(
-        self, info: CatalogInfo, version: str, tables: dict[str, dict[str, RegionDef]],
-        providers: Sequence[ProviderDef], rules: Sequence[_Rule],
+        self,
+        info: CatalogInfo,
+        version: str,
+        tables: dict[str, dict[str, RegionDef]],
+        providers: Sequence[ProviderDef],
+        rules: Sequence[_Rule],
     ) -> None:
         self.info = info
         self.version = version
@@ -257,11 +261,22 @@ class Catalog:
             uncertain = True
             note = f"'{region}' is not in the {h.region_table} region table: its country is unknown"
         return CatalogMatch(
-            provider=p.name, provider_id=p.id, legal_entity=p.legal_entity, eea_entity=p.eea_entity, seat=p.seat,
-            kind=p.kind, edge=p.edge if h.edge is None else h.edge, region=region,
+            provider=p.name,
+            provider_id=p.id,
+            legal_entity=p.legal_entity,
+            eea_entity=p.eea_entity,
+            seat=p.seat,
+            kind=p.kind,
+            edge=p.edge if h.edge is None else h.edge,
+            region=region,
             region_country=rdef.country if rdef is not None else h.processing_country,
-            processing_country=h.processing_country, dpf_status=p.dpf.status, dpf_checked_on=p.dpf.checked_on,
-            uncertain=uncertain, note=note, location=rule.location, source=h.source or p.source,
+            processing_country=h.processing_country,
+            dpf_status=p.dpf.status,
+            dpf_checked_on=p.dpf.checked_on,
+            uncertain=uncertain,
+            note=note,
+            location=rule.location,
+            source=h.source or p.source,
         )
 
     def region_country(self, table: str, region: str) -> str | None:
@@ -311,7 +326,10 @@ def _region_problems(src: yamlsrc.Sourced) -> list[Problem]:
 
 
 def _host_problems(
-    src: yamlsrc.Sourced, path: tuple[str | int, ...], h: HostDef, tables: dict[str, dict[str, RegionDef]],
+    src: yamlsrc.Sourced,
+    path: tuple[str | int, ...],
+    h: HostDef,
+    tables: dict[str, dict[str, RegionDef]],
     seen: dict[str, str],
 ) -> list[Problem]:
     out: list[Problem] = []
@@ -333,13 +351,19 @@ def _host_problems(
     if table and table not in tables:
         bad(f"unknown region table '{table}'", "region_table", _hint(table, list(tables)))
     elif table and h.region and h.region not in tables[table]:
-        bad(f"region '{h.region}' is not in the {table} table of regions.yaml", "region",
-            _hint(h.region, list(tables[table])))
+        bad(
+            f"region '{h.region}' is not in the {table} table of regions.yaml",
+            "region",
+            _hint(h.region, list(tables[table])),
+        )
     regex = _compile(h.pattern)[0]
     for k, ex in enumerate(h.examples):
         if not regex.fullmatch(normalize(ex)):
-            bad(f"example '{ex}' does not match its pattern '{h.pattern}'", ("examples", k),
-                "fix the example or the pattern")
+            bad(
+                f"example '{ex}' does not match its pattern '{h.pattern}'",
+                ("examples", k),
+                "fix the example or the pattern",
+            )
     return out
 
 

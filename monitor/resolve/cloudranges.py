@@ -117,8 +117,15 @@ def _aws(doc: dict[str, Any], problems: _Problems) -> Iterator[_Raw]:
                 continue
             regional = region.upper() != "GLOBAL"
             # AWS lists most prefixes once under the umbrella "AMAZON" and again as EC2, S3, ...
-            yield _Raw(f"{where}.{cidr_key}", item[cidr_key], version, region if regional else GLOBAL, service,
-                       regional, (int(service.upper() != "AMAZON"), int(regional)))
+            yield _Raw(
+                f"{where}.{cidr_key}",
+                item[cidr_key],
+                version,
+                region if regional else GLOBAL,
+                service,
+                regional,
+                (int(service.upper() != "AMAZON"), int(regional)),
+            )
 
 
 def _gcp(doc: dict[str, Any], problems: _Problems) -> Iterator[_Raw]:
@@ -131,8 +138,15 @@ def _gcp(doc: dict[str, Any], problems: _Problems) -> Iterator[_Raw]:
         if len(keys) != 1 or service is None or scope is None:
             continue
         regional = scope.lower() != GLOBAL
-        yield _Raw(f"{where}.{keys[0]}", item[keys[0]], 4 if keys[0] == "ipv4Prefix" else 6,
-                   scope if regional else GLOBAL, service, regional, (int(regional), 0))
+        yield _Raw(
+            f"{where}.{keys[0]}",
+            item[keys[0]],
+            4 if keys[0] == "ipv4Prefix" else 6,
+            scope if regional else GLOBAL,
+            service,
+            regional,
+            (int(regional), 0),
+        )
 
 
 def _azure(doc: dict[str, Any], problems: _Problems) -> Iterator[_Raw]:
@@ -240,26 +254,39 @@ class CloudRanges:
         self._count = sum(len(table) for by_len in build.values() for table in by_len.values())
         # (shift, {network bits: hit}) longest prefix first: the first table that answers wins.
         self._tables: dict[int, list[tuple[int, dict[int, RangeHit]]]] = {
-            version: [(bits - plen, {net: RangeHit(e.provider, e.region, e.service, e.prefix, e.source)
-                                     for net, e in by_len[plen].items()})
-                      for plen in sorted(by_len, reverse=True)]
+            version: [
+                (
+                    bits - plen,
+                    {
+                        net: RangeHit(e.provider, e.region, e.service, e.prefix, e.source)
+                        for net, e in by_len[plen].items()
+                    },
+                )
+                for plen in sorted(by_len, reverse=True)
+            ]
             for version, bits, by_len in ((4, 32, build[4]), (6, 128, build[6]))
         }
 
     def _load(self, provider: str, path: Path, build: dict[int, dict[int, dict[int, _Entry]]]) -> None:
         if provider not in (*PROVIDERS, "auto"):
-            raise DataSourceError(f"unknown provider '{provider}' (expected one of {', '.join(PROVIDERS)}, auto)",
-                                  str(path))
+            raise DataSourceError(
+                f"unknown provider '{provider}' (expected one of {', '.join(PROVIDERS)}, auto)", str(path)
+            )
         doc = _read(path)
         detected = detect_format(doc)
         if detected is None and provider == "auto":
             raise DataSourceError(
                 "not a known cloud IP range format: expected AWS ip-ranges.json (syncToken, createDate, prefixes), "
                 "Google Cloud cloud.json (syncToken, creationTime, prefixes) or Azure Service Tags "
-                f"(changeNumber, cloud, values); found keys {sorted(doc)[:10]}", str(path))
+                f"(changeNumber, cloud, values); found keys {sorted(doc)[:10]}",
+                str(path),
+            )
         if detected is not None and provider not in ("auto", detected):
-            raise DataSourceError(f"configured as provider '{provider}' ({FORMAT_NAMES[provider]}) but the file is "
-                                  f"in the {FORMAT_NAMES[detected]} format", str(path))
+            raise DataSourceError(
+                f"configured as provider '{provider}' ({FORMAT_NAMES[provider]}) but the file is "
+                f"in the {FORMAT_NAMES[detected]} format",
+                str(path),
+            )
         provider = detected if provider == "auto" and detected else provider
         problems = _Problems()
         source = f"{path.name} ({', '.join(_stamp(doc, key, problems) for key in STAMPS[provider])})"
@@ -299,8 +326,11 @@ class CloudRanges:
             except (OSError, TypeError, ValueError):
                 return None
             # ::ffff:a.b.c.d is the IPv4 host seen through a dual-stack socket.
-            value, version = (int.from_bytes(packed[12:], "big"), 4) if packed[:12] == _V4_MAPPED else (
-                int.from_bytes(packed, "big"), 6)
+            value, version = (
+                (int.from_bytes(packed[12:], "big"), 4)
+                if packed[:12] == _V4_MAPPED
+                else (int.from_bytes(packed, "big"), 6)
+            )
         for shift, table in self._tables[version]:
             hit = table.get(value >> shift)
             if hit is not None:

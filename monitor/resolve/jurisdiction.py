@@ -214,7 +214,7 @@ class Resolver:
         if v.get("internal"):
             v.update(judged_country=None, confidence="high")
         else:
-            country, why, confidence = self._judge(v, f.sources)
+            country, why, confidence = judge(v, f.sources)
             if country is not None:
                 sources["country"] = why
             elif ip is None:
@@ -231,20 +231,24 @@ class Resolver:
             **v,  # type: ignore[arg-type]
         )
 
-    @staticmethod
-    def _judge(v: dict[str, object], sources: dict[str, str]) -> tuple[str | None, str, str]:
-        """(country, reason, confidence) in the order of evidence."""
-        if v.get("judged_country"):
-            return str(v["judged_country"]), sources["judged_country"], "high"
-        if v.get("region_country"):
-            src = sources["region_country"]
-            what = f"region {v['region']}" if v.get("region") else "processing location"
-            # a catalog fact its authors could not confirm is evidence, but not strong evidence
-            return str(v["region_country"]), f"{what} via {src}", "medium" if "(uncertain)" in src else "high"
-        if v.get("edge"):
-            return None, "", "none"
-        if v.get("located_country"):
-            return str(v["located_country"]), f"located via {sources['located_country']}", "medium"
-        if v.get("registered_country"):
-            return str(v["registered_country"]), f"registered via {sources['registered_country']}", "low"
+
+def judge(v: dict[str, object], sources: dict[str, str]) -> tuple[str | None, str, str]:
+    """(country, reason, confidence) in the order of evidence."""
+    if v.get("judged_country"):
+        return str(v["judged_country"]), sources["judged_country"], "high"
+    if v.get("region_country"):
+        src = sources["region_country"]
+        what = f"region {v['region']}" if v.get("region") else "processing location"
+        # a catalog fact its authors could not confirm is evidence, but not strong evidence
+        return str(v["region_country"]), f"{what} via {src}", "medium" if "(uncertain)" in src else "high"
+    if v.get("edge"):
         return None, "", "none"
+    if v.get("located_country"):
+        return str(v["located_country"]), f"located via {sources['located_country']}", "medium"
+    if v.get("registered_country"):
+        return str(v["registered_country"]), f"registered via {sources['registered_country']}", "low"
+    if v.get("provider_seat"):
+        # nothing says where the servers are, but the importer is the legal entity: its seat
+        # decides whether the data goes to a third country (EDPB Guidelines 05/2021)
+        return str(v["provider_seat"]), f"provider's legal seat via {sources['provider_seat']}", "low"
+    return None, "", "none"
