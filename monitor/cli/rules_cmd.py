@@ -10,7 +10,7 @@ import click
 
 from monitor.cli.context import EXIT_FINDINGS, EXIT_OK, Ctx, pass_ctx
 from monitor.cli.output import FORMATS, emit
-from monitor.errors import UsageError
+from monitor.errors import ConfigError, Problem, UsageError
 
 
 @click.group()
@@ -25,12 +25,27 @@ def rules_check(ctx: Ctx, fmt: str) -> int:
     """Validate rules + register together (errors: exit 2) and list lint warnings (exit 0)."""
     from monitor.policy.lint import lint_warnings
     from monitor.policy.rulepack import load_pack
-    from monitor.resolve.build import catalog_dir
     from monitor.resolve.catalog import load_catalog
+    from monitor.settings import default_rules_dir
 
-    cfg = ctx.config()  # a config error raises here: every problem, located, exit 2
-    pack = load_pack(cfg.rules_dir)
-    catalog = load_catalog(catalog_dir(cfg)) if catalog_dir(cfg).is_dir() else None
+    # packs, catalog and register are validated together: every problem of all three at once
+    problems: list[Problem] = []
+    cfg = pack = catalog = None
+    try:
+        cfg = ctx.config()
+    except ConfigError as exc:
+        problems += exc.problems
+    rules_dir = cfg.rules_dir if cfg is not None else default_rules_dir()
+    try:
+        pack = load_pack(rules_dir)
+    except ConfigError as exc:
+        problems += exc.problems
+    try:
+        catalog = load_catalog(rules_dir / "catalog") if (rules_dir / "catalog").is_dir() else None
+    except ConfigError as exc:
+        problems += exc.problems
+    if problems or cfg is None or pack is None:
+        raise ConfigError(problems)
     warnings = lint_warnings(cfg.settings, cfg.source, dt.date.today(), _seen_hosts(cfg.store_url))
     rows = [{"level": "warning", "where": str(p.location or ""), "message": p.message, "hint": p.hint or ""}
             for p in warnings]  # fmt: skip
