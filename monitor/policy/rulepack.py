@@ -248,7 +248,8 @@ def pack_hash(root: Path) -> str:
 
 
 def _display(root: Path, rel: str) -> str:
-    return f"rules/{rel}" if root.name == "rules" else str(root / rel)
+    # the shipped pack reads rules/… whether it runs from a checkout or an installed wheel
+    return f"rules/{rel}" if root.name in ("rules", "_rules") else str(root / rel)
 
 
 def load_pack(root: Path) -> RulePack:

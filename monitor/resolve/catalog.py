@@ -189,7 +189,8 @@ class Catalog:
 
 
 def _display(root: Path, name: str) -> str:
-    return f"rules/catalog/{name}" if root.name == "catalog" and root.parent.name == "rules" else str(root / name)
+    in_pack = root.name == "catalog" and root.parent.name in ("rules", "_rules")  # checkout or installed wheel
+    return f"rules/catalog/{name}" if in_pack else str(root / name)
 
 
 def _hint(word: str, choices: Sequence[str]) -> str:
