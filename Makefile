@@ -38,6 +38,7 @@ demo: install
 bench: install
 	$(PY) bench/run.py
 	$(PY) bench/resolve.py
+	$(PY) bench/verdicts.py
 
 clean:
 	rm -rf demo-out bench/out build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
