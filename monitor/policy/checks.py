@@ -17,14 +17,29 @@ def _in_force(d: Decision, day: dt.date) -> bool:
     return d.in_force_from <= day and (d.in_force_until is None or day <= d.in_force_until)
 
 
-def _dpf_covers(m: Dpf, categories: tuple[str, ...], day: dt.date) -> bool:
-    if m.framework != "eu-us" or m.certified_since > day or (m.lapsed_on is not None and day >= m.lapsed_on):
-        return False
-    hr = any(c in HR_CATEGORIES for c in categories)
-    other = any(c not in HR_CATEGORIES for c in categories)
-    if hr and m.scope not in ("hr", "both"):
-        return False
-    return not (other and m.scope not in ("non-hr", "both"))
+# which register framework a `certified` adequacy decision's certification list corresponds to
+FRAMEWORK_OF = {"dpf": "eu-us", "privacy-shield": "privacy-shield", "safe-harbour": "safe-harbour"}
+
+
+def _certified_rows(c: Case, certification: str) -> list[tuple[Dpf, str]]:
+    """The vendor's certifications under `certification` that are in force on the day."""
+    return [
+        (m, w)
+        for m, w in c.mechanisms()
+        if isinstance(m, Dpf)
+        and m.framework == FRAMEWORK_OF.get(certification)
+        and m.certified_since <= c.day
+        and (m.lapsed_on is None or c.day < m.lapsed_on)
+    ]
+
+
+def _scopes_cover(rows: list[tuple[Dpf, str]], categories: tuple[str, ...]) -> bool:
+    # the DPF List records HR and non-HR coverage separately; a register may hold them as two rows
+    scopes = {m.scope for m, _ in rows}
+    hr_ok, other_ok = bool(scopes & {"hr", "both"}), bool(scopes & {"non-hr", "both"})
+    needs_hr = any(x in HR_CATEGORIES for x in categories)
+    needs_other = any(x not in HR_CATEGORIES for x in categories)
+    return (hr_ok or not needs_hr) and (other_ok or not needs_other) and bool(rows)
 
 
 def _check_no_personal(c: Case) -> bool:
@@ -40,8 +55,12 @@ def _check_same_entity(c: Case) -> bool:
 
 
 def _check_eea(c: Case) -> bool:
-    if c.country and c.pack.in_eea(c.country):
-        c.found.append(f"country {c.country} is in the EEA")
+    if c.country and c.pack.in_eea_on(c.country, c.day):
+        t = c.pack.transitional.get(c.country)
+        if t is not None and c.day <= t.until:
+            c.found.append(f"{c.country} is treated as inside the EEA until {t.until}: {t.source}")
+        else:
+            c.found.append(f"country {c.country} is in the EEA")
         seat = c.dest.provider_seat
         if seat and not c.pack.in_eea(seat):
             # EDPB 05/2021: not a transfer, but the importer's home law may reach the data
@@ -78,17 +97,20 @@ def _adequacy(c: Case, want_confirmed: bool) -> bool:
                 return True
             continue
         if d.scope == "certified":
-            for m, mwhere in c.mechanisms():
-                if isinstance(m, Dpf) and d.certification == "dpf" and _dpf_covers(m, c.system.data_categories, c.day):
-                    if want_confirmed:
-                        c.found.append(
-                            f"{d.instrument}; {c.vendor.vendor.name if c.vendor else '?'} DPF-certified "
-                            f"({m.framework}, scope {m.scope}) since {m.certified_since} ({mwhere})"
-                        )
-                        c.rule_id, c.rule_where = d.id, where
-                        return True
+            rows = _certified_rows(c, d.certification or "")
+            if want_confirmed and _scopes_cover(rows, c.system.data_categories):
+                name = c.vendor.vendor.name if c.vendor else "?"
+                detail = ", ".join(f"{m.framework} scope {m.scope} since {m.certified_since} ({w})" for m, w in rows)
+                c.found.append(f"{d.instrument}; {name} certified: {detail}")
+                c.rule_id, c.rule_where = d.id, where
+                return True
             continue
-        confirmed = [(m, w) for m, w in c.mechanisms() if isinstance(m, ScopeMech) and m.country == c.country]
+        confirmed = [
+            (m, w)
+            for m, w in c.mechanisms()
+            # confirmed_on dates the check, not the recipient's status: a later check still documents it
+            if isinstance(m, ScopeMech) and m.country == c.country
+        ]
         if want_confirmed and confirmed:
             m, w = confirmed[0]
             c.found.append(
@@ -113,6 +135,8 @@ def _check_scc(c: Case) -> bool:
             continue
         if v.valid_until and c.day > v.valid_until:
             continue
+        if v.usable_from and c.day < v.usable_from:
+            continue
         c.found.append(f"SCC {v.instrument}, module {m.module}, signed {m.signed} ({where})")
         return True
     return False
@@ -127,7 +151,12 @@ def _check_bcr(c: Case) -> bool:
 
 
 def _derogations(c: Case) -> list[tuple[Derogation, str]]:
-    return [(m, w) for m, w in c.mechanisms() if isinstance(m, Derogation)]
+    # Art. 49(6): a derogation relied on must be documented; one recorded later does not cover earlier days
+    return [
+        (m, w)
+        for m, w in c.mechanisms()
+        if isinstance(m, Derogation) and (m.recorded_on is None or m.recorded_on <= c.day)
+    ]
 
 
 def _within(m: Derogation, volume: int | None) -> bool:

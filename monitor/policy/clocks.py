@@ -19,7 +19,8 @@ class Deadline:
     rule_location: str
 
     def remaining(self, now: dt.datetime) -> dt.timedelta | None:
-        return None if self.due is None else self.due - now
+        # in UTC: subtracting two times of one zone would ignore a daylight-saving change between them
+        return None if self.due is None else self.due.astimezone(dt.UTC) - now.astimezone(dt.UTC)
 
 
 def add_months(t: dt.datetime, months: int) -> dt.datetime:
@@ -30,7 +31,10 @@ def add_months(t: dt.datetime, months: int) -> dt.datetime:
 
 
 def _due(c: Clock, start: dt.datetime) -> dt.datetime:
-    return start + dt.timedelta(hours=c.hours) if c.hours is not None else add_months(start, c.months or 0)
+    if c.hours is not None:
+        # elapsed hours: added in UTC, then shown in the caller's zone (24 h across a DST change)
+        return (start.astimezone(dt.UTC) + dt.timedelta(hours=c.hours)).astimezone(start.tzinfo)
+    return add_months(start, c.months or 0)
 
 
 def deadlines(

@@ -90,7 +90,10 @@ def evaluate(
 def _nis2(pack: RulePack, c: Case, v: Verdict) -> Verdict:
     n = pack.nis2
     sc = n.supplier_check
+    same_entity = c.vendor is not None and c.vendor.vendor.same_entity  # the entity itself is no supplier
     if c.extras.nis2_entity == "none" or c.day < n.applies_from or not c.system.nis2_scope or c.dest.internal:
+        return v
+    if same_entity:
         return v
     sup = c.extras.supplier
     where = pack.locations[sc.id]

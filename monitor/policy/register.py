@@ -37,7 +37,9 @@ class SystemDef(Strict):
 
 class Dpf(Strict):
     type: Literal["dpf"]
-    framework: Literal["eu-us", "uk-ext", "swiss-us"] = "eu-us"
+    # eu-us = the EU-US Data Privacy Framework; the historic EU-US programmes are kept so that
+    # past transfers can be judged as of their day
+    framework: Literal["eu-us", "uk-ext", "swiss-us", "privacy-shield", "safe-harbour"] = "eu-us"
     certified_since: dt.date
     scope: Literal["hr", "non-hr", "both"] = "non-hr"
     checked_on: dt.date | None = None  # when the DPF List entry was last looked at

@@ -56,8 +56,18 @@ class ReviewPlace(Strict):
     uncertain: bool = False
 
 
+class Transitional(Strict):
+    """A state treated as inside the EEA for a while after leaving (no transfer until `until`)."""
+
+    code: ISO2
+    until: dt.date
+    source: str
+    uncertain: bool = False
+
+
 class EeaFile(Strict):
     eea: EeaBlock
+    transitional: list[Transitional] = []
     territories: list[Territory] = []
     review_places: list[ReviewPlace] = []
 
@@ -134,6 +144,7 @@ class SccVersion(Strict):
     instrument: str
     signed_from: dt.date | None = None
     signed_until: dt.date | None = None  # last day a contract on this version could be signed
+    usable_from: dt.date | None = None  # first day transfers could rely on this version
     valid_until: dt.date | None = None  # last day such a contract covers transfers
 
 
@@ -196,6 +207,7 @@ class RulePack:
     eea: frozenset[str]
     territories: dict[str, Territory]
     review_places: tuple[ReviewPlace, ...]
+    transitional: dict[str, Transitional]
     decisions: tuple[Decision, ...]
     procedure: tuple[StepDef, ...]
     non_personal: frozenset[str]
@@ -213,6 +225,12 @@ class RulePack:
         if t is not None:
             return {"eea": True, "third_country": False}.get(t.treat_as)
         return False
+
+    def in_eea_on(self, country: str, day: dt.date) -> bool | None:
+        t = self.transitional.get(country)
+        if t is not None and day <= t.until:
+            return True
+        return self.in_eea(country)
 
     def review_place(self, country: str | None, city: str | None) -> ReviewPlace | None:
         if not country or not city:
@@ -319,6 +337,7 @@ def load_pack(root: Path) -> RulePack:
         eea=frozenset(eea_codes),
         territories={t.code: t for t in eea_f.territories},
         review_places=tuple(eea_f.review_places),
+        transitional={t.code: t for t in eea_f.transitional},
         decisions=tuple(adq_f.decisions),
         procedure=tuple(ch5_f.procedure),
         non_personal=frozenset(ch5_f.non_personal_categories),

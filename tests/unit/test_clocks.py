@@ -121,11 +121,6 @@ def test_each_deadline_points_at_its_id_line_in_the_pack(pack: RulePack) -> None
         assert re.fullmatch(rf"\s*- id: {re.escape(d.clock_id)}\s*", line), (d.rule_location, line)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG monitor/policy/clocks.py _due: start + timedelta(hours=…) is wall-clock arithmetic for a ZoneInfo "
-    "datetime, so across the autumn DST change the 24 h early warning is due after 25 real hours",
-)
 def test_hour_clocks_count_elapsed_hours_across_a_dst_change(pack: RulePack) -> None:
     import zoneinfo
 

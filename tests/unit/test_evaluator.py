@@ -145,9 +145,11 @@ def test_full_adequacy(pack: RulePack, country: str, rule_id: str) -> None:
 
 
 def test_uk_the_day_before_the_decision(pack: RulePack) -> None:
+    # not adequacy yet, but the TCA bridge (after the transition period) meant no third-country transfer
     v = judge(pack, CUSTOMER, dest("GB"), D(2021, 6, 27))
     assert not v.rule_id.startswith("adequacy.")
-    assert (v.outcome, v.article) == (Outcome.UNAUTHORIZED, "44")
+    assert (v.outcome, v.article, v.rule_id) == (Outcome.PERMITTED, None, "gdpr.no-transfer.eea")
+    assert "until 2021-06-27" in v.basis
 
 
 def test_uk_the_day_of_the_decision(pack: RulePack) -> None:
