@@ -184,11 +184,10 @@ def process_batch(rt: Runtime, batch: ObservationBatch) -> tuple[list[dict[str, 
     span = dt.timedelta(minutes=minutes)
     groups = agg.to_pylist()
     volumes = _day_volumes(rt, groups, systems, dests)
-    for r in groups:
+    for n, r in enumerate(groups):
         system, dest = systems[r["sys"]], dests[r["dest"]]
         wstart: dt.datetime = r["window"]
-        day = wstart.date()
-        v = rt.verdict(system, dest, day, volumes.get((r["sys"], r["dest"], day)))
+        v = rt.verdict(system, dest, wstart.date(), volumes.get(n))
         row = _evidence_row(batch, rt, system, dest, v, r, wstart, span)
         evidence.append(row)
         if v.outcome is Outcome.UNAUTHORIZED and row["egress_requests"] > 0:
@@ -198,20 +197,31 @@ def process_batch(rt: Runtime, batch: ObservationBatch) -> tuple[list[dict[str, 
 
 def _day_volumes(
     rt: Runtime, groups: list[dict[str, Any]], systems: list[System], dests: list[Destination]
-) -> dict[tuple[int, int, dt.date], int]:
-    """Requests per (system, destination, day) — this batch plus what is already stored — for the
-    few destinations whose vendor has a derogation with an occasional-volume limit."""
-    out: dict[tuple[int, int, dt.date], int] = {}
-    for r in groups:
-        if rt.register.has_derogation_limit(rt.register.vendor(dests[r["dest"]])):
-            key = (r["sys"], r["dest"], r["window"].date())
-            out[key] = out.get(key, 0) + r["weight_sum"]
-    if out:
-        from monitor.store.queries import day_requests
+) -> dict[int, int]:
+    """For groups whose vendor has a derogation with an occasional-volume limit: the requests that
+    system sent to that vendor that day up to and including the group's window (what is stored
+    from earlier batches, then this batch's windows in time order), keyed by the group's index.
 
-        with rt.store() as session:
-            for (si, di, day), n in list(out.items()):
-                out[(si, di, day)] = n + day_requests(session, systems[si].name, dests[di].host, dests[di].ip, day)
+    Counting per vendor (not per address) and in window order makes the verdict independent of
+    DNS round robin and of where batch boundaries fall."""
+    limited = []
+    for n, r in enumerate(groups):
+        vendor = rt.register.vendor(dests[r["dest"]])
+        if vendor is not None and rt.register.has_derogation_limit(vendor):
+            limited.append((r["window"], n, systems[r["sys"]].name, vendor.vendor.name))
+    if not limited:
+        return {}
+    from monitor.store.queries import day_requests
+
+    running: dict[tuple[str, str, dt.date], int] = {}
+    out: dict[int, int] = {}
+    with rt.store() as session:
+        for window, n, system, vendor_name in sorted(limited):
+            key = (system, vendor_name, window.date())
+            if key not in running:
+                running[key] = day_requests(session, system, vendor_name, window.date())
+            running[key] += groups[n]["weight_sum"]
+            out[n] = running[key]
     return out
 
 

@@ -159,17 +159,16 @@ def load_config(explicit: str | None = None, *, required: bool = False) -> Confi
             raise UsageError("no config: pass -c FILE, set $XBORDER_CONFIG, or run `xborder init DIR`")
         return Config(Settings(), None, Path.cwd())
     src = yamlsrc.load(path)
-    # name clashes are checked on the raw data so they are reported with every other problem
-    clashes = yamlsrc.duplicates(src, "systems", "name", "system") + yamlsrc.duplicates(
-        src, "vendors", "name", "vendor"
-    )
+    # name clashes and references are checked on the raw data, so they are reported together
+    # with every schema problem, not only once those are fixed
+    from monitor.policy.lint import reference_errors
+
+    raw = yamlsrc.duplicates(src, "systems", "name", "system") + yamlsrc.duplicates(src, "vendors", "name", "vendor")
+    raw += reference_errors(src.data, src)
     try:
         settings = yamlsrc.validate(src, Settings)
     except ConfigError as exc:
-        raise ConfigError(exc.problems + clashes) from exc
-    from monitor.policy.lint import reference_errors
-
-    problems = clashes + reference_errors(settings, src)
-    if problems:
-        raise ConfigError(problems)
+        raise ConfigError(exc.problems + raw) from exc
+    if raw:
+        raise ConfigError(raw)
     return Config(settings, path, path.resolve().parent, src)

@@ -19,10 +19,14 @@ M = TypeVar("M", bound=BaseModel)
 class Sourced:
     """Plain data loaded from one YAML file plus where each value stood."""
 
-    def __init__(self, file: str, data: Any, marks: dict[PathKey, Location]) -> None:
+    def __init__(
+        self, file: str, data: Any, marks: dict[PathKey, Location], problems: list[Problem] | None = None
+    ) -> None:
         self.file = file
         self.data = data
         self.marks = marks
+        # found while reading (e.g. 2021-02-30): reported with, not instead of, validation problems
+        self.problems = problems or []
 
     def where(self, path: Sequence[str | int]) -> Location:
         """The location of `path`, or of its nearest ancestor that has one."""
@@ -69,15 +73,26 @@ def load(path: Path, text: str | None = None, display: str | None = None) -> Sou
     except yaml.YAMLError as exc:
         raise ConfigError([Problem(f"YAML syntax: {exc}", Location(name))]) from exc
     except ValueError as exc:
-        # PyYAML builds dates itself and raises a bare ValueError for e.g. 2021-02-30
-        raise ConfigError(_bad_timestamps(name, node) or [Problem(str(exc), Location(name))]) from exc
+        # PyYAML builds dates itself and raises a bare ValueError for e.g. 2021-02-30: note each
+        # bad date, read it as text, and go on so every other problem is found in the same run
+        bad = _bad_timestamps(name, node, retag=True)
+        if not bad:
+            raise ConfigError([Problem(str(exc), Location(name))]) from exc
+        loader = yaml.SafeLoader("")
+        data = loader.construct_document(node)
+        marks = _marks(name, node)
+        return Sourced(name, data if data is not None else {}, marks, bad)
+    return Sourced(name, data if data is not None else {}, _marks(name, node))
+
+
+def _marks(name: str, node: yaml.Node | None) -> dict[PathKey, Location]:
     marks: dict[PathKey, Location] = {}
     if node is not None:
         _walk(name, node, (), marks)
-    return Sourced(name, data if data is not None else {}, marks)
+    return marks
 
 
-def _bad_timestamps(file: str, node: yaml.Node | None) -> list[Problem]:
+def _bad_timestamps(file: str, node: yaml.Node | None, *, retag: bool = False) -> list[Problem]:
     """Located problems for every date-looking scalar that is not a real calendar date."""
     out: list[Problem] = []
     stack = [node] if node is not None else []
@@ -93,6 +108,8 @@ def _bad_timestamps(file: str, node: yaml.Node | None) -> list[Problem]:
                 constructor.construct_yaml_timestamp(n)
             except ValueError as exc:
                 out.append(Problem(f"'{n.value}' is not a valid date ({exc})", _mark(file, n), "use YYYY-MM-DD"))
+                if retag:
+                    n.tag = "tag:yaml.org,2002:str"
     return sorted(out, key=lambda p: (p.location.line or 0) if p.location else 0)
 
 
@@ -167,7 +184,8 @@ def problems_from(exc: ValidationError, src: Sourced, model: type[BaseModel]) ->
             allowed = _fields_at(model, loc[:-1])
             close = difflib.get_close_matches(key, allowed, n=1)
             hint = f"did you mean '{close[0]}'?" if close else f"allowed: {', '.join(allowed)}"
-            out.append(Problem(f"unknown key '{key}' in {dotted}", src.where(loc), hint))
+            parent = ".".join(str(p) for p in loc[:-1]) or "the top level"
+            out.append(Problem(f"unknown key '{key}' in {parent}", src.where(loc), hint))
         elif err["type"] == "missing":
             out.append(Problem(f"missing required key '{dotted}'", src.where(loc[:-1])))
         else:
@@ -183,6 +201,16 @@ def problems_from(exc: ValidationError, src: Sourced, model: type[BaseModel]) ->
 def validate(src: Sourced, model: type[M]) -> M:
     """Validate all of `src` against `model`; every error at once, each located."""
     try:
-        return model.model_validate(src.data)
+        value = model.model_validate(src.data)
     except ValidationError as exc:
-        raise ConfigError(problems_from(exc, src, model)) from exc
+        # a bad date is already reported at its line; pydantic would report the same field again
+        seen = {(p.location.file, p.location.line) for p in src.problems if p.location}
+        later = [
+            p
+            for p in problems_from(exc, src, model)
+            if not p.location or (p.location.file, p.location.line) not in seen
+        ]
+        raise ConfigError(src.problems + later) from exc
+    if src.problems:
+        raise ConfigError(src.problems)
+    return value

@@ -185,7 +185,9 @@ def _explain_text(doc: dict[str, Any]) -> str:
         f"Transfer: {s['name']} ({', '.join(s['data_categories'])}) -> {where}"
         + (f" [{d['ip']}]" if d["host"] and d["ip"] else "")
         + f", as of {doc['date']}",
-        f"Destination: country {d['country'] or 'unknown'} "
+        f"Destination: internal ({src.get('internal', 'own network')})"
+        if d["internal"]
+        else f"Destination: country {d['country'] or 'unknown'} "
         f"({src.get('country', 'no source')}; confidence {d['confidence']})",
     ]
     if d["provider"]:
@@ -206,8 +208,11 @@ def _explain_text(doc: dict[str, Any]) -> str:
         f"{doc['rule_pack']['version']}, hash {doc['rule_pack']['hash'][:16]}",
         "Reasoning:",
     ]
+    decided = False
     for n, st in enumerate(v["steps"], 1):
-        mark = "->" if st["result"] == "match" else "  "
+        # "->" the step that decided; "+ " a further finding (NIS2) on top of it
+        mark = ("+ " if decided else "->") if st["result"] == "match" else "  "
+        decided = decided or st["result"] == "match"
         lines.append(f" {mark} {n:2}. {st['rule_id']} ({st['location']}): {st['text']}")
     lines.append(f"Data: {d['data_versions']['mmdb_build']}; catalog {d['data_versions']['catalog']}")
     return "\n".join(lines)

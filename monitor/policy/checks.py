@@ -100,8 +100,13 @@ def _adequacy(c: Case, want_confirmed: bool) -> bool:
             rows = _certified_rows(c, d.certification or "")
             if want_confirmed and _scopes_cover(rows, c.system.data_categories):
                 name = c.vendor.vendor.name if c.vendor else "?"
-                detail = ", ".join(f"{m.framework} scope {m.scope} since {m.certified_since} ({w})" for m, w in rows)
-                c.found.append(f"{d.instrument}; {name} certified: {detail}")
+                label = {"dpf": "DPF", "privacy-shield": "Privacy Shield", "safe-harbour": "Safe Harbour"}
+                certified = "; ".join(
+                    f"{name} {label.get(d.certification or '', '')}-certified ({m.framework}, scope {m.scope}) "
+                    f"since {m.certified_since} ({w})"
+                    for m, w in rows
+                )
+                c.found.append(f"{d.instrument}; {certified}")
                 c.rule_id, c.rule_where = d.id, where
                 return True
             continue

@@ -17,41 +17,39 @@ def _where(src: Sourced | None, *path: str | int) -> Location | None:
     return src.where(path) if src is not None else None
 
 
-def reference_errors(s: Any, src: Sourced | None) -> list[Problem]:
-    """Waivers name existing systems, approved suppliers existing vendors, no domain has two vendors."""
+def _items(data: Any, key: str) -> list[tuple[int, dict[str, Any]]]:
+    items = data.get(key) if isinstance(data, dict) else None
+    return [(i, x) for i, x in enumerate(items if isinstance(items, list) else []) if isinstance(x, dict)]
+
+
+def reference_errors(data: Any, src: Sourced | None) -> list[Problem]:
+    """Waivers name existing systems, approved suppliers existing vendors, no domain has two vendors.
+
+    Works on the raw YAML data, so these are reported together with schema problems, not after.
+    """
     out: list[Problem] = []
-    systems = {x.name for x in s.systems}
-    vendors = {v.name.lower() for v in s.vendors}
-    for i, w in enumerate(s.waivers):
-        if w.system not in systems:
-            out.append(
-                Problem(
-                    f"waiver names unknown system '{w.system}'",
-                    _where(src, "waivers", i, "system"),
-                    f"systems: {', '.join(sorted(systems)) or 'none defined'}",
-                )
-            )
-    for i, a in enumerate(s.approved_suppliers):
-        if a.vendor.lower() not in vendors:
-            out.append(
-                Problem(
-                    f"approved supplier '{a.vendor}' is not a vendor in the register",
-                    _where(src, "approved_suppliers", i, "vendor"),
-                    "add it under vendors: or fix the name",
-                )
-            )
+    systems = {x.get("name") for _, x in _items(data, "systems")}
+    vendors = {str(v.get("name", "")).lower() for _, v in _items(data, "vendors")}
+    for i, w in _items(data, "waivers"):
+        if "system" in w and w["system"] not in systems:
+            known = ", ".join(sorted(str(x) for x in systems if x)) or "none defined"
+            out.append(Problem(f"waiver names unknown system '{w['system']}'", _where(src, "waivers", i, "system"),
+                               f"systems: {known}"))  # fmt: skip
+    for i, entry in _items(data, "approved_suppliers"):
+        if "vendor" in entry and str(entry["vendor"]).lower() not in vendors:
+            where = _where(src, "approved_suppliers", i, "vendor")
+            msg = f"approved supplier '{entry['vendor']}' is not a vendor in the register"
+            out.append(Problem(msg, where, "add it under vendors: or fix the name"))
     owner: dict[str, str] = {}
-    for i, v in enumerate(s.vendors):
-        for j, d in enumerate(v.domains):
-            if d in owner and owner[d] != v.name:
-                out.append(
-                    Problem(
-                        f"domain '{d}' belongs to vendors '{owner[d]}' and '{v.name}'",
-                        _where(src, "vendors", i, "domains", j),
-                        "a domain names one vendor",
-                    )
-                )
-            owner.setdefault(d, v.name)
+    for i, v in _items(data, "vendors"):
+        domains = v.get("domains")
+        for j, d in enumerate(domains if isinstance(domains, list) else []):
+            d = str(d).strip().lower().lstrip(".")
+            name = str(v.get("name"))
+            if d in owner and owner[d] != name:
+                out.append(Problem(f"domain '{d}' belongs to vendors '{owner[d]}' and '{name}'",
+                                   _where(src, "vendors", i, "domains", j), "a domain names one vendor"))  # fmt: skip
+            owner.setdefault(d, name)
     return out
 
 

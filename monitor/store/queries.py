@@ -121,14 +121,13 @@ def quarantine_rows(session: Session, source: str | None = None, limit: int = 10
     ]
 
 
-def day_requests(session: Session, system: str, host: str | None, ip: str | None, day: dt.date) -> int:
-    """Requests already recorded from `system` to (host, ip) on `day` (UTC)."""
+def day_requests(session: Session, system: str, vendor: str, day: dt.date) -> int:
+    """Requests already recorded from `system` to `vendor` (any of its hosts and addresses) on `day` (UTC)."""
     start = dt.datetime.combine(day, dt.time(), dt.UTC)
     q = select(func.coalesce(func.sum(Evidence.requests), 0)).where(
         Evidence.system == system,
+        Evidence.vendor == vendor,
         Evidence.window_start >= start,
         Evidence.window_start < start + dt.timedelta(days=1),
-        Evidence.dest_host.is_(None) if host is None else Evidence.dest_host == host,
-        Evidence.dest_ip.is_(None) if ip is None else Evidence.dest_ip == ip,
     )
     return int(session.scalar(q) or 0)

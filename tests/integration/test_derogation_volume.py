@@ -144,11 +144,6 @@ def test_a_destination_without_a_limit_is_not_counted(setup: Setup) -> None:
     assert (row["requests"], row["outcome"], row["article"]) == (10, "unauthorized", "44")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG monitor/pipeline.py _day_volumes/day_requests: the day's volume is counted per (host, IP) pair, "
-    "so a vendor served from several addresses (DNS round robin, CDN) never reaches its limit",
-)
 def test_the_limit_counts_the_vendor_not_each_address(setup: Setup) -> None:
     setup.append_and_ingest([squid(T0 + i, ip="175.16.199.1") for i in range(3)])
     setup.append_and_ingest([squid(T0 + HOUR + i, ip="175.16.199.2") for i in range(4)])  # 7 requests that day
@@ -156,12 +151,6 @@ def test_the_limit_counts_the_vendor_not_each_address(setup: Setup) -> None:
     assert [r["outcome"] for r in rows] == ["permitted", "review"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG monitor/pipeline.py _day_volumes: within one batch every window gets the whole batch's day total, "
-    "so requests that were within the limit when made are 'beyond limits' if later ones share their batch; "
-    "the same log gives other evidence when ingested in two runs",
-)
 def test_verdicts_do_not_depend_on_batch_boundaries(tmp_path: Path) -> None:
     lines = [squid(T0 + i * 60) for i in range(3)] + [squid(T0 + HOUR + i * 60) for i in range(4)]
     two_runs = Setup(tmp_path / "a")

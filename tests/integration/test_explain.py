@@ -48,7 +48,7 @@ vendors:
 DPF_LINE = 20  # "- type: dpf" in CONFIG
 OVERRIDE_DPF = "5:5"  # the api.dpfco.example override
 OVERRIDE_CIDR = "7:5"
-STEP_LINE = re.compile(r"^ (->|  ) +(\d+)\. (\S+) \((rules/[\w/.]+\.yaml:\d+)\): (.*)$")
+STEP_LINE = re.compile(r"^ (->|\+ |  ) +(\d+)\. (\S+) \((rules/[\w/.]+\.yaml:\d+)\): (.*)$")
 
 
 @pytest.fixture(autouse=True)
@@ -271,8 +271,9 @@ def test_nis2_unapproved_supplier_turns_permitted_into_review(
     assert field(out, "Verdict") == "REVIEW — NIS2 21(2)(d) (severity medium)"
     assert field(out, "Rule").startswith(f"{sc} ({pack.locations[sc]}); ")
     steps = reasoning(out)
-    # the GDPR step that decided and the NIS2 finding on top of it are both marked
-    assert [m[3] for m in steps if m[1] == "->"] == ["gdpr.no-transfer.eea", sc]
+    # the GDPR step that decided is "->", the NIS2 finding on top of it "+ "
+    assert [m[3] for m in steps if m[1] == "->"] == ["gdpr.no-transfer.eea"]
+    assert [m[3] for m in steps if m[1] == "+ "] == [sc]
 
 
 def test_nis2_does_not_apply_before_its_date_nor_to_non_entities(

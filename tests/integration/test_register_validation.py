@@ -144,7 +144,7 @@ TEN_TOGETHER = [
     "typo", "seat", "scc-module", "mechanism-type", "dpf-scope",
     "duplicate-system", "norway", "cidr", "missing-key", "override-target",
 ]  # fmt: skip
-# The ten of the brief, including reference errors and an impossible date (see the xfail below).
+# The ten of the brief, including reference errors and an impossible date, all reported in one run.
 TEN_WITH_REFERENCES = [
     "typo", "seat", "bad-date", "scc-module", "mechanism-type",
     "dpf-scope", "waiver-system", "supplier", "domain-twice", "duplicate-system",
@@ -236,26 +236,15 @@ def test_reference_mistakes_are_reported_together(tmp_path: Path, capsys: pytest
     check_errors(tmp_path, capsys, REFERENCES)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an impossible date stops at yamlsrc.load (ValueError -> only the date problems), and "
-    "settings.load_config runs lint.reference_errors only when the schema validates, so waiver/supplier/"
-    "domain reference errors are dropped whenever any schema error is present",
-)
 def test_ten_mistakes_including_references_and_a_bad_date(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert len(set(TEN_WITH_REFERENCES)) == 10
     check_errors(tmp_path, capsys, TEN_WITH_REFERENCES)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: monitor/yamlsrc.py load(): an impossible date hides every other problem")
 def test_bad_date_does_not_hide_schema_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     check_errors(tmp_path, capsys, ["bad-date", "seat"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: monitor/settings.py load_config(): reference_errors() is skipped when pydantic validation fails",
-)
 def test_reference_errors_are_reported_with_schema_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     check_errors(tmp_path, capsys, ["seat", "waiver-system", "supplier", "domain-twice"])
 
