@@ -55,7 +55,7 @@ class Runtime:
         v = self._verdicts.get(key)
         if v is None:
             v = evaluate(self.pack, system, dest, day, vendor, self.register.extras(system.name, dest, vendor, volume))
-            if len(self._verdicts) > 500_000:  # bound memory on long runs
+            if len(self._verdicts) > 100_000:  # bound memory on long runs (~2 KiB per cached verdict)
                 self._verdicts.clear()
             self._verdicts[key] = v
         return v
