@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from monitor.cli.context import EXIT_FINDINGS, EXIT_OK, Ctx, pass_ctx
 from monitor.cli.output import FORMATS, emit
 from monitor.errors import ConfigError, Problem, UsageError
+from monitor.store.models import Evidence
+
+T = TypeVar("T")
 
 
 @click.group()
@@ -68,21 +74,23 @@ def rules_check(ctx: Ctx, fmt: str) -> int:
     return EXIT_OK
 
 
-def _seen_hosts(url: str) -> list[str] | None:
-    """Destination hosts in the evidence store, or None when there is no store to ask."""
-    from sqlalchemy import select
-
+def _from_store(url: str, query: Callable[[Session], T]) -> T | None:
+    """Ask the evidence store, or None when there is none yet (rules check and explain work without one)."""
     from monitor.errors import StoreError
-    from monitor.store.models import Evidence
     from monitor.store.session import read_session
 
     if url.startswith("sqlite:///") and not Path(url.split("///", 1)[1]).exists():
         return None
     try:
         with read_session(url) as s:
-            return [h for h in s.scalars(select(Evidence.dest_host).distinct()) if h]
+            return query(s)
     except StoreError:
         return None
+
+
+def _seen_hosts(url: str) -> list[str] | None:
+    """Destination hosts in the evidence store."""
+    return _from_store(url, lambda s: [h for h in s.scalars(select(Evidence.dest_host).distinct()) if h])
 
 
 @rules.command("test", epilog="Example: xborder rules test policy-tests.yaml --format json")
@@ -153,10 +161,13 @@ def explain(ctx: Ctx, source: str | None, system_name: str | None, dest: str, da
         system = inv.systems[system_name]
     else:
         system = inv.system_for(source, None)
+    host, ip = parse_target(dest)
+    if host and not ip:
+        ip = _last_address(cfg.store_url, host)  # the address the proxy last used for this host
     pack = load_pack(cfg.rules_dir)
     resolver = build_resolver(cfg, pack)
     try:
-        d = resolver.resolve(*parse_target(dest))
+        d = resolver.resolve(host, ip)
     finally:
         resolver.close()
     index = RegisterIndex(cfg.register, cfg.source)
@@ -175,6 +186,11 @@ def explain(ctx: Ctx, source: str | None, system_name: str | None, dest: str, da
         return EXIT_OK
     click.echo(_explain_text(doc))
     return EXIT_OK
+
+
+def _last_address(url: str, host: str) -> str | None:
+    q = select(Evidence.dest_ip).where(Evidence.dest_host == host, Evidence.dest_ip.is_not(None))
+    return _from_store(url, lambda s: s.scalar(q.order_by(Evidence.last_seen.desc()).limit(1)))
 
 
 def _explain_text(doc: dict[str, Any]) -> str:

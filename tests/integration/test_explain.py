@@ -324,3 +324,25 @@ def test_nis2_finding_is_added_to_an_unauthorized_verdict(tmp_path: Path, capsys
     assert (v["outcome"], v["article"], v["rule_id"]) == ("unauthorized", "44", "gdpr.art44.unauthorized")
     assert "; also NIS2 Art. 21(2)(d)" in v["basis"]
     assert v["steps"][-1]["rule_id"] == "nis2.art21.2.d.unapproved-supplier"
+
+
+def test_host_only_uses_the_address_last_seen_in_the_evidence(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "xborder.yaml"
+    cfg.write_text(
+        "store: {url: 'sqlite:///x.db'}\nalerts: {jsonl: null, stderr: false}\n"
+        "systems: [{name: crm, sources: [10.0.0.0/8], data_categories: [customer-personal]}]\n",
+        encoding="utf-8",
+    )
+    log = tmp_path / "a.log"
+    log.write_text(
+        "1763300000.000 9 10.1.1.1 TCP_TUNNEL/200 9 CONNECT api.cn-vendor.example:443 - HIER_DIRECT/175.16.199.1 -\n",
+        encoding="utf-8",
+    )
+    assert run(["-c", str(cfg), "ingest", "squid", str(log)]) == 0
+    capsys.readouterr()
+    assert run(["-c", str(cfg), "explain", "--system", "crm", "--dest", "api.cn-vendor.example"]) == 0
+    out = capsys.readouterr().out
+    assert "-> api.cn-vendor.example [175.16.199.1]" in out
+    assert "Verdict: UNAUTHORIZED — GDPR Art. 44" in out
