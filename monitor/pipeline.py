@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,14 +44,14 @@ class Runtime:
     inventory: Inventory
     register: RegisterIndex
     store: sessionmaker[Session]
-    _verdicts: dict[tuple[str, Destination, dt.date, int | None], Verdict] = field(default_factory=dict)
+    _verdicts: dict[tuple[System, Destination, dt.date, int | None], Verdict] = field(default_factory=dict)
 
     def verdict(self, system: System, dest: Destination, day: dt.date, volume: int | None = None) -> Verdict:
         """`volume` (requests that day so far) matters only for derogations with an occasional limit."""
         vendor = self.register.vendor(dest)
         if not self.register.has_derogation_limit(vendor):
             volume = None
-        key = (system.name, dest, day, volume)
+        key = (system, dest, day, volume)  # the whole System: URL-borne personal data changes its categories
         v = self._verdicts.get(key)
         if v is None:
             v = evaluate(self.pack, system, dest, day, vendor, self.register.extras(system.name, dest, vendor, volume))
@@ -165,10 +165,14 @@ def process_batch(rt: Runtime, batch: ObservationBatch) -> tuple[list[dict[str, 
             "bytes_out": t["bytes_out"],
             "ts": t["ts"],
             "line": t["line"],
+            # kinds of personal data seen in URLs: part of the key, since they change the verdict
+            "pii": pc.fill_null(t["pii"], ""),
+            **_status_signals(t["status"], t["sample_rate"]),
         }
     )
-    agg = g.group_by(["window", "sys", "dest"]).aggregate(
+    agg = g.group_by(["window", "sys", "dest", "pii"]).aggregate(
         [
+            *((name, "sum") for name in SIGNALS),
             ("weight", "sum"),
             ("egress_w", "sum"),
             ("bytes_in", "sum"),
@@ -186,6 +190,9 @@ def process_batch(rt: Runtime, batch: ObservationBatch) -> tuple[list[dict[str, 
     volumes = _day_volumes(rt, groups, systems, dests)
     for n, r in enumerate(groups):
         system, dest = systems[r["sys"]], dests[r["dest"]]
+        if r["pii"]:
+            # personal data in the URL makes the request personal whatever the system declares
+            system = replace(system, data_categories=(*system.data_categories, URL_PERSONAL))
         wstart: dt.datetime = r["window"]
         v = rt.verdict(system, dest, wstart.date(), volumes.get(n))
         row = _evidence_row(batch, rt, system, dest, v, r, wstart, span)
@@ -193,6 +200,28 @@ def process_batch(rt: Runtime, batch: ObservationBatch) -> tuple[list[dict[str, 
         if v.outcome is Outcome.UNAUTHORIZED and row["egress_requests"] > 0:
             _add_alert(alerts, row, v)
     return evidence, list(alerts.values()), no_destination
+
+
+URL_PERSONAL = "url-personal"
+# lockout signals per destination and window, for the alerting stage: proxy/provider refusals
+# (403 forbidden, 451 unavailable for legal reasons: region blocks), rate limits, server errors,
+# and requests that never got an answer (status 0 from the proxy, 504/408 timeouts)
+SIGNALS = ("status_blocked", "status_rate_limited", "status_5xx", "status_timeout")
+
+
+def _status_signals(status: Any, weight: Any) -> dict[str, Any]:
+    w = pc.cast(weight, pa.int64())
+    s = pc.fill_null(status, 0)
+
+    def count(mask: Any) -> Any:
+        return pc.if_else(mask, w, 0)
+
+    return {
+        "status_blocked": count(pc.is_in(s, pa.array([403, 451], pa.int32()))),
+        "status_rate_limited": count(pc.equal(s, 429)),
+        "status_5xx": count(pc.and_(pc.greater_equal(s, 500), pc.not_equal(s, 504))),
+        "status_timeout": count(pc.is_in(s, pa.array([0, 408, 504], pa.int32()))),
+    }
 
 
 def _day_volumes(
@@ -274,6 +303,8 @@ def _evidence_row(
         "first_seen": r["ts_min"],
         "last_seen": r["ts_max"],
         "sample_origins": origins,
+        "pii_kinds": r["pii"] or None,
+        **{name: r[f"{name}_sum"] for name in SIGNALS},
     }
 
 

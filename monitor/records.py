@@ -27,6 +27,7 @@ import pyarrow as pa
 #   bytes_in     bytes delivered back to the client
 #   sample_rate  1 for logs; N for 1-in-N sampled flows
 #   egress       the request left the organisation (false: denied, cache hit, proxy error)
+#   pii          kinds of personal data seen in the URL ("email,iban"), never the values; null: none
 #   line, offset provenance: 1-based line number and byte offset in `ObservationBatch.source`
 BATCH_SCHEMA = pa.schema(
     [
@@ -44,6 +45,7 @@ BATCH_SCHEMA = pa.schema(
         ("bytes_in", pa.int64()),
         ("sample_rate", pa.int32()),
         ("egress", pa.bool_()),
+        ("pii", pa.string()),
         ("line", pa.int64()),
         ("offset", pa.int64()),
     ]

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from monitor.collect.base import LineCollector, Parsed
+from monitor.collect.pii import pii_kinds
 from monitor.records import COLUMNS, Quarantined, empty_frame, frame_from_table, is_ip
 
 # Default `squid` logformat:
@@ -290,6 +291,8 @@ def _parse_target(r: _Rows, method: pa.Array, url: pa.Array) -> None:
     r.cols["dest_host"] = pc.if_else(usable, auth["host"], _NULL_STR)
     r.cols["dest_port"] = pc.if_else(usable, port, pa.scalar(None, pa.int32()))
     r.cols["protocol"] = pc.if_else(usable, pc.if_else(connect, "tunnel", sch["scheme"]), _NULL_STR)
+    # a CONNECT target is host:port only; paths and query strings are where personal data leaks
+    r.cols["pii"] = pii_kinds(pc.if_else(connect, "", url))
 
 
 def _scheme(values: pa.Array) -> dict[str, pa.Array]:

@@ -102,6 +102,11 @@ class Evidence(Base):
     first_seen: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     last_seen: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     sample_origins: Mapped[list[str]] = mapped_column(JSON)
+    pii_kinds: Mapped[str | None] = mapped_column(String(64))  # kinds seen in URLs, never values
+    status_blocked: Mapped[int | None] = mapped_column(BigInteger)  # 403/451
+    status_rate_limited: Mapped[int | None] = mapped_column(BigInteger)  # 429
+    status_5xx: Mapped[int | None] = mapped_column(BigInteger)
+    status_timeout: Mapped[int | None] = mapped_column(BigInteger)  # no answer, 408, 504
     row_hash: Mapped[str] = mapped_column(String(64))
 
     __table_args__ = (Index("ix_evidence_dest", "dest_host", "dest_ip"),)

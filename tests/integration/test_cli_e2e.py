@@ -212,3 +212,34 @@ def test_unterminated_last_line_waits_unless_final(tmp_path: Path, capsys: pytes
     assert run(["-c", str(cfg), "ingest", "--final", "squid", str(log2)]) == 0
     stats = json_out(capsys, ["-c", str(cfg), "stats", "--format", "json"])
     assert isinstance(stats, dict) and stats["totals"]["rows"] == 4
+
+
+def test_personal_data_in_urls_and_lockout_signals(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "xborder.yaml"
+    cfg.write_text(
+        "store: {url: 'sqlite:///x.db'}\nalerts: {jsonl: alerts.jsonl, stderr: false}\n"
+        "systems: [{name: build-farm, sources: [10.9.0.0/16], data_categories: [none]}]\n",
+        encoding="utf-8",
+    )
+    log = tmp_path / "a.log"
+    log.write_text(
+        # a plugin on a "no personal data" system sends a customer's e-mail to an analytics endpoint
+        "1763300000.000 9 10.9.1.1 TCP_MISS/200 9 GET http://stats.example/c?u=jane%40example.com - "
+        "HIER_DIRECT/175.16.199.1 text/plain\n"
+        "1763300001.000 9 10.9.1.1 TCP_MISS/200 9 GET http://stats.example/c?page=2 - HIER_DIRECT/175.16.199.1 -\n"
+        "1763300002.000 9 10.9.1.1 TCP_MISS/451 9 GET http://stats.example/c?page=3 - HIER_DIRECT/175.16.199.1 -\n"
+        "1763300003.000 9 10.9.1.1 TCP_MISS/429 9 GET http://stats.example/c?page=4 - HIER_DIRECT/175.16.199.1 -\n"
+        "1763300004.000 9 10.9.1.1 TCP_MISS/503 9 GET http://stats.example/c?page=5 - HIER_DIRECT/175.16.199.1 -\n",
+        encoding="utf-8",
+    )
+    assert run(["-c", str(cfg), "ingest", "squid", str(log)]) == 0
+    con = sqlite3.connect(tmp_path / "x.db")
+    rows = con.execute(
+        "select pii_kinds, outcome, severity, requests, status_blocked, status_rate_limited, status_5xx "
+        "from evidence order by pii_kinds"
+    ).fetchall()
+    con.close()
+    assert rows == [(None, "out_of_scope", "info", 4, 1, 1, 1), ("email", "unauthorized", "high", 1, 0, 0, 0)]
+    alerts = [json.loads(x) for x in (tmp_path / "alerts.jsonl").read_text().splitlines()]
+    assert len(alerts) == 1 and alerts[0]["dest_host"] == "stats.example"
+    assert "jane" not in (tmp_path / "alerts.jsonl").read_text()  # the value is never stored
