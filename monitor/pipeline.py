@@ -387,20 +387,34 @@ def ingest_batches(rt: Runtime, batches: Iterable[ObservationBatch], summary: Fi
             summary.end_offset = batch.checkpoint.offset
 
 
+def make_collector(name: str, options: dict[str, Any] | None = None) -> Any:
+    """The registered collector `name`, built with its options (a bad option is a UsageError)."""
+    if name not in COLLECTORS:
+        raise UsageError(f"unknown collector '{name}'; known: {', '.join(sorted(COLLECTORS))}")
+    try:
+        return COLLECTORS[name](**(options or {}))
+    except TypeError as exc:  # an option the collector does not take
+        raise UsageError(f"collector '{name}': {exc}") from exc
+
+
 def ingest_files(
-    config: Config, collector: str, paths: list[Path], *, deliver: bool = True, final: bool = False
+    config: Config,
+    collector: str,
+    paths: list[Path],
+    *,
+    deliver: bool = True,
+    final: bool = False,
+    options: dict[str, Any] | None = None,
 ) -> IngestSummary:
     """Ingest files, each resuming from its committed checkpoint.
 
     Without `final`, an unterminated last line is left unread (the writer may be mid-line) and
     counted in `pending_bytes`; with it, the file is taken as complete and that line is read too.
     """
-    if collector not in COLLECTORS:
-        raise UsageError(f"unknown collector '{collector}'; known: {', '.join(sorted(COLLECTORS))}")
+    parser = make_collector(collector, options)
     started = time.perf_counter()
     rt = build_runtime(config)
     try:
-        parser = COLLECTORS[collector]()
         files: list[FileSummary] = []
         for path in paths:
             source = f"{collector}:{path.absolute()}"  # the same id read_batches gives its batches

@@ -114,13 +114,23 @@ def check(ctx: Ctx, fmt: str) -> int:
     is_flag=True,
     help="The files are complete: also read a last line that has no newline (a live log may be mid-line).",
 )
+@click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="Collector option, e.g. -o log_format='$remote_addr ...' for nginx (repeatable).")  # fmt: skip
 @format_option
 @pass_ctx
-def ingest(ctx: Ctx, collector: str, paths: tuple[Path, ...], no_deliver: bool, final: bool, fmt: str) -> int:
+def ingest(
+    ctx: Ctx, collector: str, paths: tuple[Path, ...], no_deliver: bool, final: bool, options: tuple[str, ...], fmt: str
+) -> int:
     """Ingest log FILES with COLLECTOR (e.g. squid); each file resumes from its checkpoint."""
     from monitor.pipeline import ingest_files
 
-    summary = ingest_files(ctx.config(), collector, list(paths), deliver=not no_deliver, final=final)
+    opts = {}
+    for o in options:
+        key, eq, value = o.partition("=")
+        if not eq or not key:
+            raise UsageError(f"-o takes KEY=VALUE, got '{o}'")
+        opts[key.strip()] = value
+    summary = ingest_files(ctx.config(), collector, list(paths), deliver=not no_deliver, final=final, options=opts)
     rows = [
         {
             "file": f.path,

@@ -25,7 +25,13 @@ class Parsed:
 
 
 class LineCollector(ABC):
-    """Turns whole lines of one log format into BATCH_SCHEMA rows; never raises on bad lines."""
+    """Turns whole lines of one log format into BATCH_SCHEMA rows; never raises on bad lines.
+
+    A collector that needs settings (a log_format string, a field mapping) takes them as keyword
+    arguments of `__init__`, every one with a default so `Cls()` works, and raises
+    monitor.errors.UsageError naming the option when a value is unusable. The CLI passes
+    `-o KEY=VALUE` options and the config `sources[].options` the same way.
+    """
 
     name: ClassVar[str]
     description: ClassVar[str]
