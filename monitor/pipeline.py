@@ -415,17 +415,23 @@ def ingest_files(
     started = time.perf_counter()
     rt = build_runtime(config)
     try:
-        files: list[FileSummary] = []
-        for path in paths:
-            source = f"{collector}:{path.absolute()}"  # the same id read_batches gives its batches
-            cp = load_checkpoint(rt.store, source)
-            fs = FileSummary(str(path), source)
-            fs.end_offset = cp.offset if cp is not None and cp.path == str(path.absolute()) else 0
-            ingest_batches(rt, read_batches(parser, path, cp, max_bytes=BATCH_BYTES, final=final), fs, cp)
-            # a live log may end mid-line: that line is read on the next run (or with final=True)
-            fs.pending_bytes = max(0, path.stat().st_size - fs.end_offset)
-            files.append(fs)
+        files = [ingest_path(rt, parser, path, final=final) for path in paths]
         report = deliver_pending(rt.store, make_alerters(config)) if deliver else None
         return IngestSummary(files, time.perf_counter() - started, report)
     finally:
         rt.close()
+
+
+def ingest_path(rt: Runtime, parser: Any, path: Path, *, final: bool = False) -> FileSummary:
+    """Read what is new in one file since its committed checkpoint; one transaction per batch."""
+    source = f"{parser.name}:{path.absolute()}"  # the same id read_batches gives its batches
+    cp = load_checkpoint(rt.store, source)
+    fs = FileSummary(str(path), source)
+    fs.end_offset = cp.offset if cp is not None and cp.path == str(path.absolute()) else 0
+    ingest_batches(rt, read_batches(parser, path, cp, max_bytes=BATCH_BYTES, final=final), fs, cp)
+    # a live log may end mid-line: that line is read on the next run (or with final=True)
+    try:
+        fs.pending_bytes = max(0, path.stat().st_size - fs.end_offset)
+    except OSError:
+        fs.pending_bytes = 0  # rotated away while we read it
+    return fs

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -23,6 +23,18 @@ from monitor.policy.register import (
 
 CONFIG_ENV = "XBORDER_CONFIG"
 DEFAULT_CONFIG = "xborder.yaml"
+
+
+class SourceDef(Strict):
+    """A log source for `xborder run`: live files (globs allowed) read by one collector."""
+
+    collector: str
+    paths: list[str] = Field(min_length=1)  # live logs; rotated siblings are followed by inode
+    options: dict[str, Any] = {}
+
+
+class RunSettings(Strict):
+    poll_seconds: Annotated[float, Field(gt=0, le=60)] = 0.5  # new lines are picked up this often
 
 
 class StoreSettings(Strict):
@@ -78,6 +90,8 @@ class Settings(Strict):
     rules_dir: str | None = None  # default: the rules/ shipped with xborder
     reports_dir: str = "reports-out"
     internal_networks: list[str] = []  # own ranges beyond RFC 1918/loopback: never a transfer
+    sources: list[SourceDef] = []
+    run: RunSettings = RunSettings()
     cloud_ranges: list[CloudRangeFile] = []
     overrides: list[OverrideDef] = []  # CIDR/hostname -> location/provider, first in the order of evidence
     unattributed: Literal["review", "personal"] = "review"

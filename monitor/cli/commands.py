@@ -334,3 +334,25 @@ def alerts_deliver(ctx: Ctx) -> int:
 
 
 COMMANDS = [init, check, ingest, transfers_cmd, stats, quarantine, evidence, db, alerts]
+
+
+@click.command(epilog="Example: XBORDER_CONFIG=/etc/xborder/xborder.yaml xborder run")
+@click.option("--once", is_flag=True, help="Read what is new in every source once, then exit (for timers).")
+@click.option("--max-seconds", type=float, help="Stop after this long (tests, benchmarks).")
+@pass_ctx
+def run_cmd(ctx: Ctx, once: bool, max_seconds: float | None) -> int:
+    """Follow every source in the config: new lines within a second, rotation-safe, alerts as they come."""
+    from monitor.run import Follower, install_signal_handlers
+
+    follower = Follower(ctx.config(required=True))
+    install_signal_handlers(follower)
+    t = follower.run(once=once, max_seconds=max_seconds)
+    click.echo(
+        f"run: {t.passes} passes, {t.batches} batches, {t.lines_read} lines, {t.rows} rows, "
+        f"{t.quarantined} quarantined, {t.new_alerts} new alerts ({t.delivered} delivered)"
+    )
+    return EXIT_OK
+
+
+run_cmd.name = "run"
+COMMANDS.append(run_cmd)
