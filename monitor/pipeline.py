@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -28,6 +29,7 @@ from monitor.settings import Config
 from monitor.store.session import open_store
 from monitor.store.writer import BatchRecord, commit_batch, load_checkpoint
 
+log = logging.getLogger("xborder.pipeline")
 SEP = "\x00"
 # Bytes of log per batch (= per transaction). Measured on the 1M-line bench log: 8 MiB gave
 # ~400 MiB peak RSS and the best speed; 32 MiB ~730 MiB peak and no faster.
@@ -374,6 +376,7 @@ def ingest_batches(rt: Runtime, batches: Iterable[ObservationBatch], summary: Fi
             ),
         )
         resumed_from = batch.checkpoint
+        _warn_on_burst(batch)
         summary.batches += 1
         summary.lines_read += batch.lines_read
         summary.rows += len(batch.frame)
@@ -385,6 +388,17 @@ def ingest_batches(rt: Runtime, batches: Iterable[ObservationBatch], summary: Fi
         summary.chain_head = res.hash
         if batch.checkpoint is not None:
             summary.end_offset = batch.checkpoint.offset
+
+
+def _warn_on_burst(batch: ObservationBatch) -> None:
+    """A wrong format configured quarantines nearly everything: say so loudly, with examples."""
+    q = batch.quarantined
+    if len(q) >= 20 and len(q) > batch.lines_read // 2:
+        examples = "; ".join(f"line {x.line}: {x.reason}" for x in q[:3])
+        log.warning(
+            "%s: %d of %d lines quarantined in one batch — is the collector or its format right? first: %s",
+            batch.source, len(q), batch.lines_read, examples,
+        )  # fmt: skip
 
 
 def make_collector(name: str, options: dict[str, Any] | None = None) -> Any:

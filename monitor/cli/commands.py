@@ -238,28 +238,70 @@ transfers_cmd.name = "transfers"
 @format_option
 @pass_ctx
 def stats(ctx: Ctx, fmt: str) -> int:
-    """Per source: lines read, rows, quarantined, blank; with totals (lines = rows + quarantined + blank)."""
+    """Per source: lines read, rows, quarantined, blank (lines = rows + quarantined + blank), bytes, lag."""
+    import datetime as dt
+    import os
+
     with read_session(ctx.config().store_url) as session:
         rows = source_stats(session)
+    now = dt.datetime.now(dt.UTC)
+    for r in rows:
+        # lag: bytes written to the current file that are not committed yet, and time since the last commit
+        try:
+            size = os.stat(r["current_file"]).st_size if r["current_file"] else None
+        except OSError:
+            size = None
+        r["bytes"] = r["offset"]
+        r["lag_bytes"] = max(0, size - r["offset"]) if size is not None and r["offset"] is not None else None
+        r["seconds_since_commit"] = round((now - r["last_commit"]).total_seconds(), 1) if r["last_commit"] else None
     keys = ("batches", "lines_read", "rows", "quarantined", "blank", "no_destination")
     totals = {k: sum(r[k] for r in rows) for k in keys}
     if fmt == "json":
         emit(rows, fmt, extra={"totals": totals})
     else:
-        emit([*rows, {"source": "TOTAL", **totals}], fmt, ["source", *keys], title="stats")
+        cols = ["source", *keys, "bytes", "lag_bytes"]
+        emit([*rows, {"source": "TOTAL", **totals}], fmt, cols, title="stats")
     return EXIT_OK
 
 
-@click.command(epilog="Example: xborder quarantine --format csv > bad-lines.csv")
+@click.group()
+def quarantine() -> None:
+    """Lines that could not be parsed: kept whole with file, line number and reason."""
+
+
+@quarantine.command("list", epilog="Example: xborder quarantine list --format csv > bad-lines.csv")
 @click.option("--source", help="Only this source (as shown by `xborder stats`).")
 @click.option("--limit", default=1000, show_default=True)
 @format_option
 @pass_ctx
-def quarantine(ctx: Ctx, source: str | None, limit: int, fmt: str) -> int:
-    """Show quarantined lines with file, line number and reason."""
+def quarantine_list(ctx: Ctx, source: str | None, limit: int, fmt: str) -> int:
+    """List quarantined lines (id, source, line, field, reason, raw text)."""
     with read_session(ctx.config().store_url) as session:
         rows = quarantine_rows(session, source, limit)
-    emit(rows, fmt, ["source", "line", "field", "reason", "raw"], title="quarantine")
+    emit(rows, fmt, ["id", "source", "line", "field", "reason", "raw"], title="quarantine")
+    return EXIT_OK
+
+
+@quarantine.command("show", epilog="Example: xborder quarantine show 17")
+@click.argument("row_id", type=int)
+@format_option
+@pass_ctx
+def quarantine_show(ctx: Ctx, row_id: int, fmt: str) -> int:
+    """One quarantined line in full: where, why, and its raw bytes (hex where not text)."""
+    from monitor.store.models import Quarantine
+
+    with read_session(ctx.config().store_url) as session:
+        q = session.get(Quarantine, row_id)
+        if q is None:
+            raise UsageError(f"no quarantined line with id {row_id} (see `xborder quarantine list`)")
+        doc = {"id": q.id, "source": q.source, "line": q.line, "offset": q.offset, "field": q.field,
+               "reason": q.reason, "batch": q.batch_seq, "raw": q.raw.decode("utf-8", "backslashreplace"),
+               "raw_hex": q.raw.hex()}  # fmt: skip
+    if fmt == "table":
+        for k, v in doc.items():
+            click.echo(f"{k:>7}: {v}")
+    else:
+        emit([doc], fmt)
     return EXIT_OK
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from monitor.store.models import Batch, Evidence, Quarantine
+from monitor.store.models import Batch, CheckpointRow, Evidence, Quarantine
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,7 @@ def transfers(session: Session, f: TransferFilter = TransferFilter()) -> list[di
 
 
 def source_stats(session: Session) -> list[dict[str, Any]]:
+    """Per source: committed counts, and where reading stands (file, offset) from its checkpoint."""
     q = (
         select(
             Batch.source,
@@ -93,12 +94,16 @@ def source_stats(session: Session) -> list[dict[str, Any]]:
         .group_by(Batch.source, Batch.collector)
         .order_by(Batch.source)
     )
+    checkpoints = {c.source: c for c in session.scalars(select(CheckpointRow))}
     out = []
     for r in session.execute(q):
         d = r._asdict()
         for k in ("batches", "lines_read", "rows", "quarantined", "blank", "no_destination"):
             d[k] = int(d[k] or 0)
         d["last_commit"] = utc(d["last_commit"])
+        cp = checkpoints.get(d["source"])
+        d["current_file"] = cp.path if cp else None
+        d["offset"] = int(cp.offset) if cp else None
         out.append(d)
     return out
 

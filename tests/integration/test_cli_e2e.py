@@ -64,10 +64,12 @@ def test_garbage_is_quarantined_and_counts_add_up(
     assert t["lines_read"] == total_lines == 100 + len(bad)
     assert t["rows"] == 100 and t["quarantined"] == len(bad)
     assert t["rows"] + t["quarantined"] + t["blank"] == t["lines_read"]
-    q = json_out(capsys, ["-c", str(cfg), "quarantine", "--format", "json"])
+    q = json_out(capsys, ["-c", str(cfg), "quarantine", "list", "--format", "json"])
     assert isinstance(q, list)
     assert sorted(r["line"] for r in q) == bad
     assert all(r["reason"] for r in q)
+    shown = json_out(capsys, ["-c", str(cfg), "quarantine", "show", str(q[1]["id"]), "--format", "json"])
+    assert isinstance(shown, list) and shown[0]["raw_hex"] == GARBAGE[1].rstrip(b"\n").hex()
 
     # ingesting the same file again adds nothing
     assert run(["-c", str(cfg), "ingest", "squid", str(log)]) == 0

@@ -108,3 +108,25 @@ def test_run_once_reads_and_exits(setup: tuple[Path, Path, Path], capsys: pytest
     assert run(["-c", str(cfg), "run", "--once"]) == 0
     assert run(["-c", str(cfg), "run", "--once"]) == 0
     assert totals(db) == (30, 30)
+
+
+def test_stats_show_position_and_lag_and_a_burst_is_warned(
+    setup: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    import json
+
+    from monitor.cli.main import run
+
+    cfg, logs, db = setup
+    log = logs / "a.log"
+    log.write_text(lines(0, 10) + "not squid at all\n" * 30, encoding="utf-8")
+    assert run(["-c", str(cfg), "run", "--once"]) == 0
+    assert "30 of 40 lines quarantined" in caplog.text and "line 11:" in caplog.text
+    half = "1763300000.000 9 10.1.1.1 TCP_TUNNEL/200 9 CONNECT x.example:443"  # squid mid-way through a line
+    with open(log, "a", encoding="utf-8") as fh:
+        fh.write(half)
+    capsys.readouterr()
+    assert run(["-c", str(cfg), "stats", "--format", "json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)["rows"]
+    assert row["current_file"] == str(log) and row["bytes"] == row["offset"] == len(lines(0, 10)) + 17 * 30
+    assert row["lag_bytes"] == len(half) and row["lines_read"] == 40 and row["quarantined"] == 30
