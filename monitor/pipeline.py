@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import queue
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -390,6 +392,45 @@ def ingest_batches(rt: Runtime, batches: Iterable[ObservationBatch], summary: Fi
             summary.end_offset = batch.checkpoint.offset
 
 
+def prefetch(batches: Iterable[ObservationBatch], depth: int = 2) -> Iterator[ObservationBatch]:
+    """Read and parse the next batches in a thread while this one is resolved and committed.
+
+    pyarrow's compute kernels and SQLite release the GIL, so on two cores parsing overlaps with
+    the rest. Batches still commit one by one in file order: a crash loses nothing committed.
+    """
+    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for b in batches:
+                while not stop.is_set():
+                    try:
+                        q.put(("batch", b), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(("done", None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
+            q.put(("error", exc))
+
+    t = threading.Thread(target=work, name="xborder-parse", daemon=True)
+    t.start()
+    try:
+        while True:
+            kind, item = q.get()
+            if kind == "done":
+                return
+            if kind == "error":
+                raise item
+            yield item
+    finally:
+        stop.set()
+        t.join(timeout=5)
+
+
 def _warn_on_burst(batch: ObservationBatch) -> None:
     """A wrong format configured quarantines nearly everything: say so loudly, with examples."""
     q = batch.quarantined
@@ -442,7 +483,7 @@ def ingest_path(rt: Runtime, parser: Any, path: Path, *, final: bool = False) ->
     cp = load_checkpoint(rt.store, source)
     fs = FileSummary(str(path), source)
     fs.end_offset = cp.offset if cp is not None and cp.path == str(path.absolute()) else 0
-    ingest_batches(rt, read_batches(parser, path, cp, max_bytes=BATCH_BYTES, final=final), fs, cp)
+    ingest_batches(rt, prefetch(read_batches(parser, path, cp, max_bytes=BATCH_BYTES, final=final)), fs, cp)
     # a live log may end mid-line: that line is read on the next run (or with final=True)
     try:
         fs.pending_bytes = max(0, path.stat().st_size - fs.end_offset)

@@ -49,11 +49,23 @@ def _cards(urls: pa.Array, candidates: pa.Array) -> pa.Array:
     return pa.array(out, pa.bool_())
 
 
+# every pattern needs one of these; most URLs (no query, no @, no long digit run) skip the rest
+_MAYBE = r"[?@=&;]|%40|\d{7}"
+
+
 def pii_kinds(urls: pa.Array | pa.ChunkedArray) -> pa.Array:
     """Per URL: the comma-separated kinds of personal data it carries, or null when none."""
     if isinstance(urls, pa.ChunkedArray):
         urls = urls.combine_chunks()
     urls = pc.fill_null(urls.cast(pa.string()), "")
+    maybe = pc.match_substring_regex(urls, _MAYBE)
+    if not pc.any(maybe).as_py():
+        return pa.nulls(len(urls), pa.string())
+    kinds = _kinds(urls.filter(maybe))
+    return pc.replace_with_mask(pa.nulls(len(urls), pa.string()), maybe, kinds)
+
+
+def _kinds(urls: pa.Array) -> pa.Array:
     parts: list[pa.Array] = []
     for kind, pattern in PATTERNS.items():
         hit = pc.match_substring_regex(urls, pattern)
