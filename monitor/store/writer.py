@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from sqlalchemy import Table, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -58,23 +57,24 @@ def _same_position(a: CheckpointRow | None, b: Checkpoint | None) -> bool:
     return (a.inode, a.device, a.offset, a.fingerprint) == (b.inode, b.device, b.offset, b.fingerprint)
 
 
-def _insert_ignore(session: Session, values: list[dict[str, Any]]) -> int:
-    """Insert alert rows, skipping any whose dedup_key already exists; returns how many were new."""
+def _insert_new_alerts(session: Session, values: list[dict[str, Any]]) -> int:
+    """Insert the alerts whose dedup_key is new; returns how many were.
+
+    The caller holds the chain-head lock, so no other writer inserts alerts meanwhile: one
+    SELECT for the keys already present, then one executemany for the rest (a storm of
+    thousands of distinct alerts is two statements, not thousands).
+    """
     if not values:
         return 0
-    dialect = session.get_bind().dialect.name
-    stmt: Any
-    if dialect == "postgresql":
-        stmt = postgresql.insert(AlertOutbox).on_conflict_do_nothing(index_elements=["dedup_key"])
-    elif dialect == "sqlite":
-        stmt = sqlite.insert(AlertOutbox).on_conflict_do_nothing(index_elements=["dedup_key"])
-    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
-        raise StoreError(f"unsupported database dialect {dialect}")
-    new = 0
-    for v in values:  # one alert per incident key: few rows, so per-row statements are fine
-        res = session.execute(stmt.values(**v).returning(AlertOutbox.id))
-        new += len(res.fetchall())
-    return new
+    keys = [v["dedup_key"] for v in values]
+    seen: set[str] = set()
+    for i in range(0, len(keys), 500):
+        chunk = keys[i : i + 500]
+        seen.update(session.scalars(select(AlertOutbox.dedup_key).where(AlertOutbox.dedup_key.in_(chunk))))
+    new = [v for v in values if v["dedup_key"] not in seen]
+    if new:
+        session.connection().execute(insert(cast(Table, AlertOutbox.__table__)), new)
+    return len(new)
 
 
 def commit_batch(factory: sessionmaker[Session], rec: BatchRecord) -> CommitResult:
@@ -143,7 +143,7 @@ def commit_batch(factory: sessionmaker[Session], rec: BatchRecord) -> CommitResu
                 conn.execute(insert(cast(Table, Quarantine.__table__)), q_rows)
             if rec.checkpoint is not None:
                 _save_checkpoint(session, rec.checkpoint, now)
-            new_alerts = _insert_ignore(
+            new_alerts = _insert_new_alerts(
                 session, [dict(a, batch_seq=seq, created_at=now, attempts=0) for a in rec.alerts]
             )
             session.execute(update(ChainHead).where(ChainHead.id == 1).values(seq=seq, hash=batch.hash))
