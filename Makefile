@@ -39,6 +39,7 @@ bench: install
 	$(PY) bench/run.py
 	$(PY) bench/resolve.py
 	$(PY) bench/verdicts.py
+	$(PY) bench/follow.py
 
 clean:
 	rm -rf demo-out bench/out build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
