@@ -16,6 +16,9 @@ PACKAGES=(
   libharfbuzz-subset0   # WeasyPrint font subsetting (without it WeasyPrint warns on import)
   poppler-utils         # pdftotext/pdfinfo: tests read the rendered reports back
   fonts-dejavu-core     # deterministic fonts for the PDFs
+  nginx-light           # real nginx for tests/integration/test_nginx_real.py (access log)
+  squid                 # real Squid for tests/integration/test_squid_real.py (access logs)
+  haproxy               # real HAProxy for tests/integration/test_haproxy_real.py (httplog/tcplog)
 )
 
 require=false
@@ -60,7 +63,16 @@ then
 fi
 
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+# Daemons installed for the tests (nginx, squid, haproxy, postgresql) must not be started as
+# system services: the tests start their own on loopback. policy-rc.d tells invoke-rc.d "no".
+policy=/usr/sbin/policy-rc.d
+own_policy=false
+if [[ ! -e $policy ]]; then
+  printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
+  "${sudo[@]}" chmod +x "$policy"
+  own_policy=true
+fi
+trap 'rm -f "$log"; if $own_policy; then "${sudo[@]}" rm -f "$policy"; fi' EXIT
 apt=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive UCF_FORCE_CONFFOLD=1 apt-get -q -y
      -o Dpkg::Use-Pty=0 -o Dpkg::Options::=--force-confold)
 if ! { "${apt[@]}" update && "${apt[@]}" install --no-install-recommends "${missing[@]}"; } \
