@@ -17,7 +17,7 @@ PACKAGES=(
   poppler-utils         # pdftotext/pdfinfo: tests read the rendered reports back
   fonts-dejavu-core     # deterministic fonts for the PDFs
   nginx-light           # real nginx for tests/integration/test_nginx_real.py (access log)
-  squid                 # real Squid for tests/integration/test_squid_real.py (access logs)
+  squid                 # real Squid for tests/integration/test_squid_real_server.py (access logs)
   haproxy               # real HAProxy for tests/integration/test_haproxy_real.py (httplog/tcplog)
 )
 

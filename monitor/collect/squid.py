@@ -1,4 +1,4 @@
-"""Collect stage, Squid: native access.log lines -> BATCH_SCHEMA rows, vectorized with Arrow."""
+"""Collect stage, Squid: access.log lines (native, or a custom `logformat`) -> BATCH_SCHEMA rows, vectorized."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 
 from monitor.collect.base import LineCollector, Parsed
 from monitor.collect.pii import pii_kinds
+from monitor.collect.squidformat import LogFormat, compile_logformat, parse_rows
 from monitor.records import COLUMNS, Quarantined, empty_frame, frame_from_table, is_ip
 
 # Default `squid` logformat:
@@ -40,10 +41,16 @@ _DEFAULT_PORTS = pa.array([80, 443, 21, 80, 443, 70], pa.int32())
 
 
 class SquidCollector(LineCollector):
-    """Squid's native access.log (the default `squid` logformat)."""
+    """Squid's access.log: the native `squid` logformat, or the one given as `logformat`.
+
+    `logformat` takes a squid.conf `logformat` definition as written after the format's name
+    (e.g. `%>a [%tl] "%rm %ru HTTP/%rv" %>Hs %<st %Ss:%Sh %<a %>st`) or a built-in name
+    (squid, common, combined, referrer, useragent). The native format keeps its own fast path;
+    any other is compiled into one regex (monitor/collect/squidformat.py).
+    """
 
     name: ClassVar[str] = "squid"
-    description: ClassVar[str] = "Squid native access.log (default 'squid' logformat)"
+    description: ClassVar[str] = "Squid access.log: native format, or any squid.conf logformat (option logformat)"
     sample: ClassVar[bytes] = (
         b"1677971734.079   1234 10.0.0.5 TCP_TUNNEL/200 39 CONNECT example.com:443 - "
         b"HIER_DIRECT/93.184.216.34 -\n"
@@ -52,6 +59,10 @@ class SquidCollector(LineCollector):
         b"1677971736.456      0 10.0.0.7 TCP_DENIED/403 256 POST http://blocked.example/api - "
         b"HIER_NONE/- text/html\n"
     )
+
+    def __init__(self, logformat: str | None = None) -> None:
+        self.logformat = logformat
+        self._format: LogFormat | None = None if logformat is None else compile_logformat(logformat)
 
     def parse_chunk(self, chunk: bytes, *, source: str, first_line: int, base_offset: int) -> Parsed:
         starts, ends = _line_bounds(chunk)
@@ -74,23 +85,14 @@ class SquidCollector(LineCollector):
             quarantine(i, "invalid UTF-8", None)
 
         # Arrow yields an empty token for leading/trailing whitespace (the kept "\n" included),
-        # so trim first; a line that trims to nothing is blank.
+        # so trim first; a line that trims to nothing is blank (an invalid one is null: -1).
         text = pc.ascii_trim_whitespace(text)
-        fields = pc.ascii_split_whitespace(text)
-        nf = pc.fill_null(pc.list_value_length(fields), -1).to_numpy().copy()
-        nf[pc.fill_null(pc.binary_length(text), -1).to_numpy() == 0] = 0
-        blank_lines = int(np.count_nonzero(nf == 0))
-        for short in np.flatnonzero((nf > 0) & (nf < MIN_FIELDS)).tolist():
-            quarantine(
-                short,
-                f"expected at least {MIN_FIELDS} whitespace-separated fields "
-                f"(time elapsed client code/status bytes method URL user hierarchy/peer "
-                f"[type]), got {nf[short]}",
-                None,
-            )
-
-        cand = np.flatnonzero(nf >= MIN_FIELDS)
-        rows = _parse_fields(fields.take(pa.array(cand)))
+        length = pc.fill_null(pc.binary_length(text), -1).to_numpy()
+        blank_lines = int(np.count_nonzero(length == 0))
+        if self._format is None:
+            cand, rows = _native_rows(text, length, quarantine)
+        else:
+            cand, rows = parse_rows(self._format, text, np.flatnonzero(length > 0), quarantine)
         for j, field, reason in rows.pop_rejects():
             quarantine(int(cand[j]), reason, field)
 
@@ -104,6 +106,24 @@ class SquidCollector(LineCollector):
             lines_read=n,
             blank_lines=blank_lines,
         )
+
+
+def _native_rows(
+    text: pa.Array, length: np.ndarray[Any, Any], quarantine: Callable[[int, str, str | None], None]
+) -> tuple[np.ndarray[Any, Any], _Rows]:
+    fields = pc.ascii_split_whitespace(text)
+    nf = pc.fill_null(pc.list_value_length(fields), -1).to_numpy().copy()
+    nf[length == 0] = 0
+    for short in np.flatnonzero((nf > 0) & (nf < MIN_FIELDS)).tolist():
+        quarantine(
+            short,
+            f"expected at least {MIN_FIELDS} whitespace-separated fields "
+            f"(time elapsed client code/status bytes method URL user hierarchy/peer "
+            f"[type]), got {nf[short]}",
+            None,
+        )
+    cand = np.flatnonzero(nf >= MIN_FIELDS)
+    return cand, _parse_fields(fields.take(pa.array(cand)))
 
 
 def _line_bounds(chunk: bytes) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
@@ -174,9 +194,9 @@ def _arrow_utf8(raw: bytes) -> bool:
 class _Rows:
     """Per-field arrays for candidate lines, validity masks in field order, and final columns."""
 
-    def __init__(self, fields: pa.ListArray) -> None:
-        self.f = [pc.list_element(fields, k) for k in range(MIN_FIELDS)]
-        self.ok = np.ones(len(fields), dtype=bool)
+    def __init__(self, n: int, f: list[pa.Array] | None = None) -> None:
+        self.f = f or []
+        self.ok = np.ones(n, dtype=bool)
         self._checks: list[tuple[str, np.ndarray[Any, Any], Callable[[int], str]]] = []
         self.cols: dict[str, pa.Array] = {}
 
@@ -205,7 +225,7 @@ class _Rows:
 
 
 def _parse_fields(fields: pa.ListArray) -> _Rows:
-    r = _Rows(fields)
+    r = _Rows(len(fields), [pc.list_element(fields, k) for k in range(MIN_FIELDS)])
     f = r.f
 
     t_ok = pc.match_substring_regex(f[0], _RE_TIME)
@@ -260,8 +280,19 @@ def _code_status(values: pa.Array) -> dict[str, pa.Array]:
     return {"ok": ok, "status": pc.cast(pc.list_element(halves, 1), pa.int32())}
 
 
-def _parse_target(r: _Rows, method: pa.Array, url: pa.Array) -> None:
-    """dest_host, dest_port and protocol from the request target (CONNECT or absolute URI)."""
+def _parse_target(
+    r: _Rows,
+    method: pa.Array,
+    url: pa.Array,
+    *,
+    pii_url: pa.Array | None = None,
+    fallback: tuple[pa.Array, pa.Array] | None = None,
+) -> None:
+    """dest_host, dest_port and protocol from the request target (CONNECT or absolute URI).
+
+    `fallback` (authority, scheme) stands in for a target that is neither, e.g. an origin-form
+    "/path" beside a logged Host header; `pii_url` is the URL searched for personal data.
+    """
     connect = pc.fill_null(pc.equal(method, "CONNECT"), False)
     # Squid logs requests that never became a transaction (client closed early, garbage on
     # the wire) with a pseudo-URL "error:..." and no method; they are rows without a host.
@@ -272,27 +303,33 @@ def _parse_target(r: _Rows, method: pa.Array, url: pa.Array) -> None:
     sch = _per_unique(head, _scheme)
     is_uri = pc.fill_null(pc.and_kleene(sch["ok"], pc.equal(slash, "")), False)
     # CONNECT carries host:port (the whole target); every other method must carry scheme://host.
-    authority = pc.if_else(is_uri, uri_authority, pc.if_else(connect, url, _NULL_STR))
+    other = _NULL_STR if fallback is None else fallback[0]
+    authority = pc.if_else(is_uri, uri_authority, pc.if_else(connect, url, other))
     auth = _per_unique(authority, _authority)
     usable = pc.fill_null(auth["ok"], False)
     r.check(
         "URL",
         pc.or_kleene(usable, error_line),
-        lambda j: f"field 'URL': no destination host in {r.value(6, j)!r} (method {r.value(5, j)!r})",
+        lambda j: f"field 'URL': no destination host in {url[j].as_py()!r} (method {method[j].as_py()!r})",
     )
     r.check(
         "URL",
         pc.invert(pc.and_kleene(usable, pc.invert(auth["port_ok"]))),
-        lambda j: f"field 'URL': port out of range in {r.value(6, j)!r}",
+        lambda j: f"field 'URL': port out of range in {url[j].as_py()!r}",
     )
 
     default_port = pc.if_else(is_uri, sch["default_port"], pa.scalar(None, pa.int32()))
+    scheme = sch["scheme"]
+    if fallback is not None:
+        use = pc.invert(pc.or_kleene(is_uri, connect))
+        scheme = pc.if_else(use, fallback[1], scheme)
+        default_port = pc.if_else(use, pc.take(_DEFAULT_PORTS, pc.index_in(scheme, _SCHEMES)), default_port)
     port = pc.coalesce(auth["port"], default_port)
     r.cols["dest_host"] = pc.if_else(usable, auth["host"], _NULL_STR)
     r.cols["dest_port"] = pc.if_else(usable, port, pa.scalar(None, pa.int32()))
-    r.cols["protocol"] = pc.if_else(usable, pc.if_else(connect, "tunnel", sch["scheme"]), _NULL_STR)
+    r.cols["protocol"] = pc.if_else(usable, pc.if_else(connect, "tunnel", scheme), _NULL_STR)
     # a CONNECT target is host:port only; paths and query strings are where personal data leaks
-    r.cols["pii"] = pii_kinds(pc.if_else(connect, "", url))
+    r.cols["pii"] = pii_kinds(pc.if_else(connect, "", url if pii_url is None else pii_url))
 
 
 def _scheme(values: pa.Array) -> dict[str, pa.Array]:
@@ -351,7 +388,7 @@ def _table(cols: dict[str, pa.Array], n: int, **extra: pa.Array) -> pa.Table:
     """Columns in BATCH_SCHEMA; the ones the default logformat never carries are constant."""
     const: dict[str, pa.Array] = {
         "collector": pa.repeat(pa.scalar(SquidCollector.name), n),
-        "bytes_out": pa.nulls(n, pa.int64()),  # the default logformat has no request size
+        "bytes_out": pa.nulls(n, pa.int64()),  # the native format has no request size (%>st)
         "sample_rate": pa.repeat(pa.scalar(1, pa.int32()), n),
     }
     data = {**const, **cols, **extra}
