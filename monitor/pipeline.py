@@ -486,7 +486,8 @@ def ingest_path(rt: Runtime, parser: Any, path: Path, *, final: bool = False) ->
     ingest_batches(rt, prefetch(read_batches(parser, path, cp, max_bytes=BATCH_BYTES, final=final)), fs, cp)
     # a live log may end mid-line: that line is read on the next run (or with final=True)
     try:
-        fs.pending_bytes = max(0, path.stat().st_size - fs.end_offset)
+        # a .gz is complete by definition (and its offsets count decompressed bytes)
+        fs.pending_bytes = 0 if path.suffix == ".gz" else max(0, path.stat().st_size - fs.end_offset)
     except OSError:
         fs.pending_bytes = 0  # rotated away while we read it
     return fs
