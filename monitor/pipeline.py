@@ -215,7 +215,8 @@ SIGNALS = ("status_blocked", "status_rate_limited", "status_5xx", "status_timeou
 
 def _status_signals(status: Any, weight: Any) -> dict[str, Any]:
     w = pc.cast(weight, pa.int64())
-    s = pc.fill_null(status, 0)
+    # null: no status applies (a Zeek conn row); 0: the request got no answer
+    s = pc.fill_null(status, -1)
 
     def count(mask: Any) -> Any:
         return pc.if_else(mask, w, 0)

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from monitor.collect.accesslog import AccessLogCollector, NginxCollector
 from monitor.collect.base import LineCollector
+from monitor.collect.generic import CsvCollector, JsonLinesCollector
 from monitor.collect.squid import SquidCollector
+from monitor.collect.zeek import ZeekCollector
 
 COLLECTORS: dict[str, type[LineCollector]] = {
     SquidCollector.name: SquidCollector,
     AccessLogCollector.name: AccessLogCollector,
     NginxCollector.name: NginxCollector,
+    ZeekCollector.name: ZeekCollector,
+    JsonLinesCollector.name: JsonLinesCollector,
+    CsvCollector.name: CsvCollector,
 }

@@ -1,0 +1,276 @@
+"""Zeek collector: golden files (tests/golden/zeek/NAME.log -> NAME.expected.json), DNS naming, headers, restarts.
+
+The TSV goldens follow the layouts of Zeek's own test baselines (zeek/zeek,
+testing/btest/Baseline/: core.tunnels.teredo/conn.log, scripts.base.protocols.ssl.basic/ssl.log,
+scripts.base.protocols.dns.multiple-txt-strings/dns.log) and the http.log field list of Zeek 3+
+(as quoted in the JarryShaw/zlogging README); escaping follows src/threading/formatters/Ascii.cc
+(unset "-", "(empty)", sets joined by #set_separator, "\\xNN" escapes). The JSON golden has the
+shapes Zeek writes with LogAscii::use_json (flat "id.orig_h" keys, epoch ts), with
+json_timestamps ISO 8601 / millis, and with a "_path" key; addresses are documentation ranges.
+
+Regenerate with `XBORDER_REGEN_GOLDEN=1 pytest tests/unit/test_zeek.py`, then read the diff line
+by line: a golden is only worth something if a person has checked it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from monitor.collect.base import Parsed
+from monitor.collect.follow import read_batches
+from monitor.collect.zeek import ZeekCollector
+from monitor.errors import UsageError
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "zeek"
+CASES = sorted(GOLDEN.glob("*.log"))
+REGEN = os.environ.get("XBORDER_REGEN_GOLDEN") == "1"
+
+
+def _rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    out = []
+    for rec in frame.to_dict("records"):
+        row: dict[str, Any] = {}
+        for key, value in rec.items():
+            if value is pd.NA or value is None:
+                row[key] = None
+            elif isinstance(value, pd.Timestamp):
+                row[key] = value.isoformat()
+            elif hasattr(value, "item"):
+                row[key] = value.item()
+            else:
+                row[key] = value
+        out.append(row)
+    return out
+
+
+def render(parsed: Parsed) -> dict[str, Any]:
+    return {
+        "lines_read": parsed.lines_read,
+        "blank_lines": parsed.blank_lines,
+        "rows": _rows(parsed.frame),
+        "quarantined": [
+            {"line": q.line, "offset": q.offset, "field": q.field, "reason": q.reason,
+             "raw": q.raw.decode("utf-8", "backslashreplace")}
+            for q in parsed.quarantined
+        ],  # fmt: skip
+    }
+
+
+def check_golden(got: dict[str, Any], expected_path: Path) -> None:
+    if REGEN:
+        expected_path.write_text(json.dumps(got, indent=1, ensure_ascii=False) + "\n")
+    assert expected_path.exists(), f"no golden {expected_path.name}: run with XBORDER_REGEN_GOLDEN=1"
+    expected = json.loads(expected_path.read_text())
+    assert (got["lines_read"], got["blank_lines"]) == (expected["lines_read"], expected["blank_lines"])
+    assert got["quarantined"] == expected["quarantined"]
+    assert len(got["rows"]) == len(expected["rows"])
+    for g, e in zip(got["rows"], expected["rows"], strict=True):
+        assert g == e, f"line {e['line']}"
+    assert got["lines_read"] == len(got["rows"]) + len(got["quarantined"]) + got["blank_lines"]
+
+
+def _parse(data: bytes, collector: ZeekCollector | None = None, source: str = "zeek:test") -> Parsed:
+    return (collector or ZeekCollector()).parse_chunk(data, source=source, first_line=1, base_offset=0)
+
+
+@pytest.mark.parametrize("log", CASES, ids=[p.stem for p in CASES])
+def test_golden(log: Path) -> None:
+    got = render(_parse(log.read_bytes(), source=f"zeek:{log.name}"))
+    check_golden(got, log.with_suffix(".expected.json"))
+
+
+@pytest.mark.parametrize("log", CASES, ids=[p.stem for p in CASES])
+def test_golden_same_in_small_batches(log: Path) -> None:
+    """Through follow.py in tiny batches: headers carry over between chunks; same rows, same origins."""
+    whole = render(_parse(log.read_bytes()))
+    batches = list(read_batches(ZeekCollector(), log, None, max_bytes=150, final=True))
+    assert len(batches) > 1
+    assert [r for b in batches for r in _rows(b.frame)] == whole["rows"]
+    got_q = [(q.line, q.offset, q.reason) for b in batches for q in b.quarantined]
+    assert got_q == [(q["line"], q["offset"], q["reason"]) for q in whole["quarantined"]]
+    assert sum(b.lines_read for b in batches) == whole["lines_read"]
+
+
+# ------------------------------------------------------------------ DNS answers name conn rows
+
+DNS = (GOLDEN / "dns.log").read_bytes()
+CONN_HEAD = b"".join(line + b"\n" for line in (GOLDEN / "conn.log").read_bytes().split(b"\n")[:8])
+
+
+def _conn(ts: float, dest: str) -> bytes:
+    fields = [f"{ts:.6f}", "Cx", "10.1.0.5", "50000", dest, "443", "tcp", "-", "1.0", "10", "20", "SF", "T", "F",
+              "0", "ShADadFf", "1", "50", "1", "60", "(empty)"]  # fmt: skip
+    return CONN_HEAD + "\t".join(fields).encode() + b"\n"
+
+
+def test_dns_answers_name_later_conn_rows_across_files(tmp_path: Path) -> None:
+    dns, conn = tmp_path / "dns.log", tmp_path / "conn.log"
+    dns.write_bytes(DNS)
+    conn.write_bytes(_conn(1709287510.0, "192.0.2.206") + _conn(1709287510.0, "2001:db8:cafe::206")[len(CONN_HEAD) :])
+    c = ZeekCollector()
+    for path in (dns, conn):  # as `xborder ingest zeek dns.log conn.log` does, with one collector
+        batches = list(read_batches(c, path, None, final=True))
+    frame = batches[-1].frame
+    # the A answer came through a CNAME: the row is named by what the client asked for
+    assert list(frame["dest_host"]) == ["www.shop.example", "www.shop.example"]
+
+
+def test_conn_before_dns_is_not_named() -> None:
+    c = ZeekCollector()
+    first = _parse(_conn(1709287510.0, "192.0.2.206"), c, "zeek:conn")
+    _parse(DNS, c, "zeek:dns")
+    assert first.frame["dest_host"].isna().all()
+
+
+def test_answers_expire_after_ttl_and_grace() -> None:
+    c = ZeekCollector(dns_ttl_grace=10)
+    _parse(DNS, c, "zeek:dns")  # 192.0.2.1 answered at ...504 with TTL 60
+    fresh = _parse(_conn(1709287504.0 + 60 + 10, "192.0.2.1"), c, "zeek:c1")
+    stale = _parse(_conn(1709287504.0 + 60 + 11, "192.0.2.1"), c, "zeek:c2")
+    assert list(fresh.frame["dest_host"]) == ["multi.example.com"]
+    assert stale.frame["dest_host"].isna().all()
+
+
+def test_cache_is_bounded_and_keeps_the_latest_answers() -> None:
+    c = ZeekCollector(dns_cache_size="2")  # options arrive as strings from `-o KEY=VALUE`
+    _parse(DNS, c, "zeek:dns")
+    assert len(c.dns) == 2
+    names = [_parse(_conn(1709287505.0, ip), c, f"zeek:{ip}").frame["dest_host"].iloc[0] for ip in
+             ("192.0.2.1", "192.0.2.2", "192.0.2.3")]  # fmt: skip
+    assert names[0] is pd.NA and names[1:] == ["multi.example.com", "multi.example.com"]
+    off = ZeekCollector(dns_cache_size=0)
+    _parse(DNS, off, "zeek:dns")
+    assert len(off.dns) == 0
+
+
+def test_sni_and_host_beat_dns_names() -> None:
+    c = ZeekCollector()
+    _parse(DNS, c, "zeek:dns")
+    line = (b'{"ts":1709287510,"id.orig_h":"10.1.0.5","id.resp_h":"192.0.2.206","id.resp_p":443,'
+            b'"server_name":"other.example"}\n{"ts":1709287510,"id.orig_h":"10.1.0.5","id.resp_h":"192.0.2.206",'
+            b'"id.resp_p":443,"cipher":"TLS_AES_128_GCM_SHA256"}\n')  # fmt: skip
+    assert list(_parse(line, c).frame["dest_host"]) == ["other.example", "www.shop.example"]
+
+
+# ------------------------------------------------------------------ headers and restarts
+
+
+def test_header_mid_file_changes_the_layout() -> None:
+    got = _parse((GOLDEN / "midfile.log").read_bytes())
+    # the second block adds community_id: a line still in the old layout no longer fits
+    assert [q.reason for q in got.quarantined] == ["expected 22 fields as in #fields at line 19, got 21"]
+    conn = got.frame[got.frame["protocol"] != "dns"]
+    # named while fresh; the 5 s TTL has run out (with the 300 s grace) for the second row
+    assert list(conn["dest_host"].fillna("-")) == ["api.vendor.example", "-", "cname.example", "-"]
+    assert got.blank_lines == 8 + 1 + 8 + 1  # two header blocks and two #close lines
+
+
+def test_restart_mid_file_reads_the_header_back(tmp_path: Path) -> None:
+    log = tmp_path / "conn.log"
+    log.write_bytes((GOLDEN / "conn.log").read_bytes())
+    whole = list(read_batches(ZeekCollector(), log, None, max_bytes=1 << 20, final=True))
+    first = next(iter(read_batches(ZeekCollector(), log, None, max_bytes=700, final=True)))
+    assert first.checkpoint is not None and first.checkpoint.line > 9  # past the header
+    resumed = list(read_batches(ZeekCollector(), log, first.checkpoint, max_bytes=1 << 20, final=True))
+    rows = _rows(first.frame) + [r for b in resumed for r in _rows(b.frame)]
+    assert rows == _rows(whole[0].frame)
+    assert not any(b.quarantined for b in resumed)
+
+
+@pytest.mark.parametrize("compressed", [False, True], ids=["plain", "gzip"])
+def test_restart_after_a_mid_file_header_uses_that_header(tmp_path: Path, compressed: bool) -> None:
+    """Resuming past the second header block: the fields in force there (22 columns), not the first."""
+    data = (GOLDEN / "midfile.log").read_bytes()
+    path = tmp_path / ("midfile.log.gz" if compressed else "midfile.log")
+    path.write_bytes(gzip.compress(data) if compressed else data)
+    lines = data.split(b"\n")
+    offset = sum(len(x) + 1 for x in lines[:20])  # line 21: the first conn row (offsets are decompressed)
+    got = ZeekCollector().parse_chunk(data[offset:], source=f"zeek:{path}", first_line=21, base_offset=offset)
+    assert list(got.frame["line"]) == [21, 22, 23, 24]
+    assert [q.line for q in got.quarantined] == [25]  # the one row still in the 21-column layout
+    assert got.blank_lines == 1  # #close
+
+
+def test_restart_without_the_file_quarantines_with_a_reason() -> None:
+    row = _conn(1709287510.0, "192.0.2.9").split(b"\n")[-2] + b"\n"
+    got = ZeekCollector().parse_chunk(row, source="zeek:/nonexistent/conn.log", first_line=50, base_offset=9000)
+    assert [q.reason for q in got.quarantined] == [
+        "no #fields header before this line (a Zeek TSV log starts with one)"
+    ]
+
+
+def test_log_type_option_types_headerless_json() -> None:
+    line = b'{"ts":1709287510.5,"id.orig_h":"10.1.0.5","id.resp_h":"192.0.2.9","id.resp_p":443}\n'
+    assert len(_parse(line).quarantined) == 1
+    got = _parse(line, ZeekCollector(log_type="ssl"))
+    assert got.quarantined == [] and list(got.frame["protocol"]) == ["tls"]
+
+
+@pytest.mark.parametrize(
+    "options, word",
+    [({"log_type": "x509"}, "log_type"), ({"dns_cache_size": -1}, "dns_cache_size"),
+     ({"dns_cache_size": "many"}, "dns_cache_size"), ({"dns_ttl_grace": "soon"}, "dns_ttl_grace")],
+)  # fmt: skip
+def test_bad_options_are_usage_errors(options: dict[str, Any], word: str) -> None:
+    with pytest.raises(UsageError, match=word):
+        ZeekCollector(**options)
+
+
+# ------------------------------------------------------------------ never crash
+
+PIECES = st.sampled_from(
+    ["1709287200.5", "2024-03-01T10:00:00Z", "-", "(empty)", "10.0.0.1", "2001:db8::1", "443", "70000", "tcp",
+     "S0", "SF", "REJ", "ssl,http", "a.example", "192.0.2.1,192.0.2.2", "60.0,x", "\\x09", "\\x", "é", "", "{", "}",
+     '"', "#fields", "#path", "conn", "dns"]
+)  # fmt: skip
+HEADERS = st.sampled_from(
+    [b"#separator \\x09", b"#path\tconn", b"#path\tdns", b"#path\thttp", b"#path\tssl", b"#path\tfiles",
+     b"#fields\tts\tid.orig_h\tid.resp_h\tid.resp_p\tconn_state\torig_bytes",
+     b"#fields\tts\tid.orig_h\tid.resp_h\tid.resp_p\tquery\tanswers\tTTLs",
+     b"#fields\tts\tid.orig_h\tid.resp_h\thost\turi\tstatus_code", b"#set_separator\t;", b"#unset_field\tNULL"]
+)  # fmt: skip
+
+
+@st.composite
+def zeek_line(draw: st.DrawFn) -> bytes:
+    kind = draw(st.integers(0, 3))
+    if kind == 0:
+        return draw(HEADERS)
+    if kind == 1:
+        return "\t".join(draw(st.lists(PIECES, max_size=8))).encode()
+    if kind == 2:
+        keys = ["ts", "id.orig_h", "id.resp_h", "id.resp_p", "query", "answers", "_path", "server_name", "uri"]
+        values = st.one_of(PIECES, st.integers(-5, 2**40), st.floats(allow_nan=False), st.lists(PIECES, max_size=3))
+        obj = draw(st.dictionaries(st.sampled_from(keys), values, max_size=6))
+        return json.dumps(obj).encode()
+    return draw(st.binary(max_size=60)).replace(b"\n", b" ")
+
+
+def _check(parsed: Parsed, chunk: bytes, first_line: int) -> None:
+    total = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") or not chunk else 1)
+    assert parsed.lines_read == total == len(parsed.frame) + len(parsed.quarantined) + parsed.blank_lines
+    seen = list(parsed.frame["line"]) + [q.line for q in parsed.quarantined]
+    assert len(seen) == len(set(seen)) and all(first_line <= s < first_line + total for s in seen)
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=st.lists(zeek_line(), max_size=14), terminated=st.booleans(), first_line=st.integers(1, 10**6))
+def test_never_crashes(lines: list[bytes], terminated: bool, first_line: int) -> None:
+    chunk = b"\n".join(lines) + (b"\n" if terminated and lines else b"")
+    parsed = ZeekCollector().parse_chunk(chunk, source="zeek:h", first_line=first_line, base_offset=0)
+    _check(parsed, chunk, first_line)
+
+
+@settings(max_examples=150, deadline=None)
+@given(chunk=st.binary(max_size=300))
+def test_arbitrary_bytes_never_crash(chunk: bytes) -> None:
+    _check(ZeekCollector().parse_chunk(chunk, source="zeek:h", first_line=1, base_offset=0), chunk, 1)
