@@ -103,8 +103,13 @@ def test_sigkill_during_rotating_writes_loses_and_repeats_nothing(tmp_path: Path
     assert done.wait(timeout=120)
     # a last run after the writer is done: let it catch up, then stop it cleanly
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 180
+    deadline, last, still_since = time.monotonic() + 180, -1, time.monotonic()
     while committed(db)[0] < TOTAL and time.monotonic() < deadline:
+        now_count = committed(db)[0]
+        if now_count != last:
+            last, still_since = now_count, time.monotonic()
+        elif time.monotonic() - still_since > 8:  # caught up with what it can find
+            break
         time.sleep(0.2)
     time.sleep(1.0)  # a duplicate would show up after the count is reached
     proc.send_signal(signal.SIGTERM)
