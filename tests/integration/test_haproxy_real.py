@@ -9,13 +9,11 @@ local time, so it runs with TZ=Europe/Berlin and the collector is told the same 
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import http.client
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -23,28 +21,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pandas as pd
 import pytest
+from conftest import skip_or_fail
 
 from monitor.collect.haproxy import HaproxyCollector
+from tests.support.servers import free_port, wait_listening
 
 ZONE = "Europe/Berlin"
-
-
-def _skip_or_fail(reason: str) -> NoReturn:
-    # Same rule as tests/conftest.py: under CI a missing prerequisite fails, never skips.
-    if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
-        pytest.fail(f"{reason} (CI is set, so this is a failure, not a skip)", pytrace=False)
-    pytest.skip(reason)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -126,33 +112,20 @@ backend refusing
 """
 
 
-def _wait_listening(proc: subprocess.Popen[bytes], ports: list[int]) -> bool:
-    deadline = time.monotonic() + 15
-    pending = list(ports)
-    while pending and time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return False
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", pending[0]), timeout=0.5):
-            pending.pop(0)
-            continue
-        time.sleep(0.05)
-    return not pending
-
-
 @pytest.fixture
 def haproxy(tmp_path: Path) -> Iterator[Haproxy]:
     binary = shutil.which("haproxy") or next((p for p in ("/usr/sbin/haproxy",) if os.access(p, os.X_OK)), None)
     if binary is None:
-        _skip_or_fail("haproxy not found: install it with `apt-get install haproxy` (or run .ci/sysdeps.sh as root)")
+        skip_or_fail("haproxy not found: install it with `apt-get install haproxy` (or run .ci/sysdeps.sh as root)")
     upstream = _QuietServer(("127.0.0.1", 0), _Upstream)
     thread = threading.Thread(target=upstream.serve_forever, daemon=True)
     thread.start()
     server: Haproxy | None = None
     try:
         for _attempt in range(3):  # a port picked as free can be taken before HAProxy binds it
-            ports = {name: _free_port() for name in ("web", "fwd", "tcp", "down")}
+            ports = {name: free_port() for name in ("web", "fwd", "tcp", "down")}
             cfg = tmp_path / "haproxy.cfg"
-            cfg.write_text(_config(ports, upstream.server_address[1], _free_port()))
+            cfg.write_text(_config(ports, upstream.server_address[1], free_port()))
             log = tmp_path / "haproxy.log"
             with log.open("wb") as out, (tmp_path / "stderr.log").open("ab") as err:
                 proc = subprocess.Popen(
@@ -160,7 +133,7 @@ def haproxy(tmp_path: Path) -> Iterator[Haproxy]:
                     stdin=subprocess.DEVNULL, stdout=out, stderr=err, env={**os.environ, "TZ": ZONE},
                 )  # fmt: skip
             server = Haproxy(ports, upstream.server_address[1], log, proc)
-            if _wait_listening(proc, list(ports.values())):
+            if wait_listening(proc, list(ports.values())):
                 break
             server.stop()
             server = None

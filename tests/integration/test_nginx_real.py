@@ -6,28 +6,26 @@ nginx (Debian package nginx-light, installed by .ci/sysdeps.sh) runs from a temp
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, NoReturn
 
 import pandas as pd
 import pytest
+from conftest import skip_or_fail
 
 from monitor.collect.accesslog import AccessLogCollector, NginxCollector
+from tests.support.servers import Upstream, free_port, wait_listening
 
 LOG_FORMAT = (
     '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" '
@@ -35,44 +33,11 @@ LOG_FORMAT = (
 )
 
 
-def _skip_or_fail(reason: str) -> NoReturn:
-    # Same rule as tests/conftest.py: under CI a missing prerequisite fails, never skips.
-    if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
-        pytest.fail(f"{reason} (CI is set, so this is a failure, not a skip)", pytrace=False)
-    pytest.skip(reason)
-
-
 def _nginx_binary() -> str:
     found = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.access(p, os.X_OK)), None)
     if found is None:
-        _skip_or_fail("nginx not found: install it with `apt-get install nginx-light` (or run .ci/sysdeps.sh as root)")
+        skip_or_fail("nginx not found: install it with `apt-get install nginx-light` (or run .ci/sysdeps.sh as root)")
     return found
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class _Upstream(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        self._answer(404 if self.path.startswith("/missing") else 200, b"hello from upstream\n")
-
-    def do_POST(self) -> None:  # noqa: N802
-        self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        self._answer(201, b"stored\n")
-
-    def _answer(self, status: int, body: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet
-        pass
 
 
 @dataclass
@@ -118,7 +83,7 @@ http {{
 @pytest.fixture
 def nginx(tmp_path: Path) -> Iterator[Nginx]:
     binary = _nginx_binary()
-    upstream = ThreadingHTTPServer(("127.0.0.1", 0), _Upstream)
+    upstream = ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
     thread = threading.Thread(target=upstream.serve_forever, daemon=True)
     thread.start()
     root = tmp_path / "nginx"
@@ -126,7 +91,7 @@ def nginx(tmp_path: Path) -> Iterator[Nginx]:
     server: Nginx | None = None
     try:
         for _attempt in range(3):  # a port picked as free can be taken before nginx binds it
-            port = _free_port()
+            port = free_port()
             (root / "nginx.conf").write_text(_config(root, port, upstream.server_address[1]))
             with (root / "stderr.log").open("ab") as out:  # nginx's own messages before error_log applies
                 proc = subprocess.Popen(
@@ -136,7 +101,7 @@ def nginx(tmp_path: Path) -> Iterator[Nginx]:
                     stderr=subprocess.STDOUT,
                 )
             server = Nginx(port, upstream.server_address[1], root / "access.log", proc)
-            if _wait_listening(proc, port):
+            if wait_listening(proc, [port]):
                 break
             server.stop()
             server = None
@@ -152,17 +117,6 @@ def nginx(tmp_path: Path) -> Iterator[Nginx]:
         upstream.shutdown()
         upstream.server_close()
         thread.join(timeout=10)
-
-
-def _wait_listening(proc: subprocess.Popen[bytes], port: int) -> bool:
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return False
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def _request(port: int, path: str, host: str, data: bytes | None = None) -> int:

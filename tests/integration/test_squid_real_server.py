@@ -25,9 +25,8 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
@@ -35,6 +34,7 @@ from conftest import skip_or_fail
 
 from monitor.collect.follow import read_batches
 from monitor.collect.squid import SquidCollector
+from tests.support.servers import Upstream, free_port
 
 CUSTOM = '%>a %[ui %[un [%tl] "%rm %ru HTTP/%rv" %>Hs %<st "%{Referer}>h" "%{User-Agent}>h" %Ss:%Sh %<a %>st'
 BLOCKED = "www.blocked.example"
@@ -42,23 +42,8 @@ UNRESOLVABLE = "nosuchhost.invalid"  # RFC 6761: never resolves
 POST_BODY = b"secret=" + b"x" * 1500
 
 
-class _Origin(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        self._answer(404 if self.path.startswith("/missing") else 200, b"hello\n")
-
-    def do_POST(self) -> None:  # noqa: N802
-        self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        self._answer(201, b"stored\n")
-
-    def _answer(self, status: int, body: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet
-        pass
+class _Origin(Upstream):
+    HELLO = b"hello\n"
 
 
 class _NxDomain:
@@ -145,13 +130,6 @@ def _squid_binary() -> str:
     return found
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _root_dir() -> Path:
     """A temp dir squid's unprivileged user can reach and write (pytest's tmp_path is private to us)."""
     base = Path(tempfile.gettempdir()).resolve()
@@ -220,7 +198,7 @@ def squid() -> Iterator[Squid]:
     server: Squid | None = None
     try:
         for _attempt in range(3):  # a port picked as free can be taken before squid binds it
-            port = _free_port()
+            port = free_port()
             conf = root / "squid.conf"
             conf.write_text(_config(root, port, dns.address, user))
             with (root / "out.log").open("ab") as out:

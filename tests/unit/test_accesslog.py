@@ -8,7 +8,6 @@ another registered name, "collector") in NAME.options.json when there is one. Re
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -22,10 +21,18 @@ from monitor.collect.accesslog import AccessLogCollector, NginxCollector
 from monitor.collect.base import Parsed
 from monitor.collect.follow import read_batches
 from monitor.errors import UsageError
+from tests.support.goldens import (
+    check_golden,
+    check_lines_accounted,
+    check_same_in_batches,
+    golden_dir,
+    load_options,
+    render,
+    rows,
+)
 
-GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "accesslog"
+GOLDEN = golden_dir("accesslog")
 CASES = sorted(GOLDEN.glob("*.log"))
-REGEN = os.environ.get("XBORDER_REGEN_GOLDEN") == "1"
 KINDS = {"accesslog": AccessLogCollector, "nginx": NginxCollector}
 REVERSE_FORMAT = (
     '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" '
@@ -34,43 +41,8 @@ REVERSE_FORMAT = (
 
 
 def _collector(log: Path) -> AccessLogCollector:
-    opts_path = log.with_suffix(".options.json")
-    opts: dict[str, Any] = json.loads(opts_path.read_text()) if opts_path.exists() else {}
+    opts = load_options(log)
     return KINDS[opts.pop("collector", "accesslog")](**opts)
-
-
-def _rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    out = []
-    for rec in frame.to_dict("records"):
-        row: dict[str, Any] = {}
-        for key, value in rec.items():
-            if value is pd.NA or value is None:
-                value = None
-            elif isinstance(value, pd.Timestamp):
-                value = value.isoformat()
-            elif hasattr(value, "item"):  # numpy scalar
-                value = value.item()
-            row[str(key)] = value
-        out.append(row)
-    return out
-
-
-def _render(parsed: Parsed) -> dict[str, Any]:
-    return {
-        "lines_read": parsed.lines_read,
-        "blank_lines": parsed.blank_lines,
-        "rows": _rows(parsed.frame),
-        "quarantined": [
-            {
-                "line": q.line,
-                "offset": q.offset,
-                "field": q.field,
-                "reason": q.reason,
-                "raw": q.raw.decode("utf-8", "backslashreplace"),
-            }
-            for q in parsed.quarantined
-        ],
-    }
 
 
 def _parse(collector: AccessLogCollector, data: bytes, first_line: int = 1, base_offset: int = 0) -> Parsed:
@@ -79,31 +51,15 @@ def _parse(collector: AccessLogCollector, data: bytes, first_line: int = 1, base
 
 @pytest.mark.parametrize("log", CASES, ids=[p.stem for p in CASES])
 def test_golden(log: Path) -> None:
-    got = _render(_parse(_collector(log), log.read_bytes()))
-    expected_path = log.with_suffix(".expected.json")
-    if REGEN:
-        expected_path.write_text(json.dumps(got, indent=1, ensure_ascii=False) + "\n")
-    assert expected_path.exists(), f"no golden for {log.name}: run with XBORDER_REGEN_GOLDEN=1"
-    expected = json.loads(expected_path.read_text())
-    assert got["lines_read"] == expected["lines_read"]
-    assert got["blank_lines"] == expected["blank_lines"]
-    assert got["quarantined"] == expected["quarantined"]
-    assert len(got["rows"]) == len(expected["rows"])
-    for g, e in zip(got["rows"], expected["rows"], strict=True):
-        assert g == e, f"line {e['line']}"
-    assert got["lines_read"] == len(got["rows"]) + len(got["quarantined"]) + got["blank_lines"]
+    check_golden(render(_parse(_collector(log), log.read_bytes())), log.with_suffix(".expected.json"))
 
 
 @pytest.mark.parametrize("log", CASES, ids=[p.stem for p in CASES])
 def test_golden_same_in_small_batches(log: Path) -> None:
     """Read through follow.py in tiny batches: same rows, same origins as one big chunk."""
-    whole = _render(_parse(_collector(log), log.read_bytes()))
+    whole = render(_parse(_collector(log), log.read_bytes()))
     batches = list(read_batches(_collector(log), log, None, max_bytes=200, final=True))
-    assert len(batches) > 1
-    assert [r for b in batches for r in _rows(b.frame)] == whole["rows"]
-    quarantined = [(q.line, q.offset, q.reason) for b in batches for q in b.quarantined]
-    assert quarantined == [(q["line"], q["offset"], q["reason"]) for q in whole["quarantined"]]
-    assert sum(b.lines_read for b in batches) == whole["lines_read"]
+    check_same_in_batches(batches, whole)
 
 
 # --------------------------------------------------------------------------- meaning
@@ -112,7 +68,7 @@ def test_golden_same_in_small_batches(log: Path) -> None:
 def _one(line: str, **opts: Any) -> dict[str, Any]:
     parsed = _parse(AccessLogCollector(**opts), line.encode() + b"\n")
     assert parsed.quarantined == [], [q.reason for q in parsed.quarantined]
-    (row,) = _rows(parsed.frame)
+    (row,) = rows(parsed.frame)
     return row
 
 
@@ -174,7 +130,7 @@ def test_nginx_collector_is_accesslog_with_combined() -> None:
     data = (GOLDEN / "combined.log").read_bytes()
     a = _parse(AccessLogCollector(log_format="combined"), data)
     b = _parse(NginxCollector(), data)
-    assert _rows(a.frame.drop(columns="collector")) == _rows(b.frame.drop(columns="collector"))
+    assert rows(a.frame.drop(columns="collector")) == rows(b.frame.drop(columns="collector"))
     assert set(b.frame["collector"]) == {"nginx"}
 
 
@@ -317,14 +273,10 @@ LINES = st.one_of(
 
 
 def _check(parsed: Parsed, chunk: bytes) -> None:
-    total = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") or not chunk else 1)
-    assert parsed.lines_read == total
-    assert parsed.lines_read == len(parsed.frame) + len(parsed.quarantined) + parsed.blank_lines
+    check_lines_accounted(parsed, chunk)
     lines = chunk.split(b"\n")
     for q in parsed.quarantined:
         assert q.line is not None and q.reason and q.raw == lines[q.line - 1]
-    seen = list(parsed.frame["line"]) + [q.line for q in parsed.quarantined]
-    assert len(seen) == len(set(seen))
 
 
 @settings(max_examples=300, deadline=None)

@@ -8,7 +8,6 @@ diff line by line. Sources of the golden inputs: tests/golden/envoy/SOURCES.md.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -21,85 +20,29 @@ from monitor.collect.base import Parsed
 from monitor.collect.envoy import EnvoyCollector
 from monitor.collect.follow import read_batches
 from monitor.errors import UsageError
+from tests.support.goldens import check_accounting, check_same_in_batches, golden_dir, load_options, render, rows
+from tests.support.goldens import check_golden as check_rendered
 
-GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "envoy"
+GOLDEN = golden_dir("envoy")
 CASES = sorted(GOLDEN.glob("*.log"))
-REGEN = os.environ.get("XBORDER_REGEN_GOLDEN") == "1"
-
-
-def rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    out = []
-    for rec in frame.to_dict("records"):
-        row: dict[str, Any] = {}
-        for name, value in rec.items():
-            key = str(name)
-            if value is pd.NA or value is None:
-                row[key] = None
-            elif isinstance(value, pd.Timestamp):
-                row[key] = value.isoformat()
-            elif hasattr(value, "item"):  # numpy scalar
-                row[key] = value.item()
-            else:
-                row[key] = value
-        out.append(row)
-    return out
-
-
-def render(parsed: Parsed) -> dict[str, Any]:
-    return {
-        "lines_read": parsed.lines_read,
-        "blank_lines": parsed.blank_lines,
-        "rows": rows(parsed.frame),
-        "quarantined": [
-            {
-                "line": q.line,
-                "offset": q.offset,
-                "field": q.field,
-                "reason": q.reason,
-                "raw": q.raw.decode("utf-8", "backslashreplace"),
-            }
-            for q in parsed.quarantined
-        ],
-    }
-
-
-def options(log: Path) -> dict[str, Any]:
-    path = log.with_suffix(".options.json")
-    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def check_golden(parsed: Parsed, log: Path) -> None:
-    got = render(parsed)
-    expected_path = log.with_suffix(".expected.json")
-    if REGEN:
-        expected_path.write_text(json.dumps(got, indent=1, ensure_ascii=False) + "\n")
-    assert expected_path.exists(), f"no golden for {log.name}: run with XBORDER_REGEN_GOLDEN=1"
-    expected = json.loads(expected_path.read_text())
-    assert (got["lines_read"], got["blank_lines"]) == (expected["lines_read"], expected["blank_lines"])
-    assert got["quarantined"] == expected["quarantined"]
-    assert len(got["rows"]) == len(expected["rows"])
-    for g, e in zip(got["rows"], expected["rows"], strict=True):
-        assert g == e, f"line {e['line']}"
-    assert got["lines_read"] == len(got["rows"]) + len(got["quarantined"]) + got["blank_lines"]
+    check_rendered(render(parsed), log.with_suffix(".expected.json"))
 
 
 @pytest.mark.parametrize("log", CASES, ids=[p.stem for p in CASES])
 def test_golden(log: Path) -> None:
-    collector = EnvoyCollector(**options(log))
+    collector = EnvoyCollector(**load_options(log))
     check_golden(collector.parse_chunk(log.read_bytes(), source=f"envoy:{log.name}", first_line=1, base_offset=0), log)
 
 
 @pytest.mark.parametrize("log", CASES, ids=[p.stem for p in CASES])
 def test_golden_same_in_small_batches(log: Path) -> None:
     """Through follow.py in tiny batches: the same rows and origins as one big chunk."""
-    collector = EnvoyCollector(**options(log))
+    collector = EnvoyCollector(**load_options(log))
     whole = render(collector.parse_chunk(log.read_bytes(), source="x", first_line=1, base_offset=0))
-    batches = list(read_batches(collector, log, None, max_bytes=300, final=True))
-    assert len(batches) > 1
-    assert [r for b in batches for r in rows(b.frame)] == whole["rows"]
-    got_q = [(q.line, q.offset, q.reason) for b in batches for q in b.quarantined]
-    assert got_q == [(q["line"], q["offset"], q["reason"]) for q in whole["quarantined"]]
-    assert sum(b.lines_read for b in batches) == whole["lines_read"]
+    check_same_in_batches(list(read_batches(collector, log, None, max_bytes=300, final=True)), whole)
 
 
 # --------------------------------------------------------------------------- real logs
@@ -218,21 +161,6 @@ LINES = st.one_of(
     st.binary(max_size=80).map(lambda b: b.replace(b"\n", b" ")),
     st.text(max_size=60).map(lambda t: t.replace("\n", " ").encode("utf-8", "surrogatepass")),
 )
-
-
-def check_accounting(parsed: Parsed, chunk: bytes, first_line: int, base_offset: int) -> None:
-    """Every line is a row, a quarantine entry or blank, once, at its own line and offset."""
-    total = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") or not chunk else 1)
-    assert parsed.lines_read == total == len(parsed.frame) + len(parsed.quarantined) + parsed.blank_lines
-    lines = chunk.split(b"\n")
-    for q in parsed.quarantined:
-        assert q.line is not None and q.offset is not None and q.reason
-        assert q.raw == lines[q.line - first_line]
-        assert chunk[q.offset - base_offset :].startswith(q.raw)
-    for line, offset in zip(parsed.frame["line"], parsed.frame["offset"], strict=True):
-        assert chunk[offset - base_offset :].startswith(lines[line - first_line])
-    seen = list(parsed.frame["line"]) + [q.line for q in parsed.quarantined]
-    assert len(seen) == len(set(seen))
 
 
 @settings(max_examples=300, deadline=None)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -25,59 +24,14 @@ from monitor.collect.base import Parsed
 from monitor.collect.follow import read_batches
 from monitor.collect.generic import JSON_BLOCK, CsvCollector, JsonLinesCollector, _Mapped, parse_ts
 from monitor.errors import UsageError
+from tests.support.goldens import check_golden, check_lines_accounted, golden_dir, load_options, render, rows
 
-GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "generic"
+GOLDEN = golden_dir("generic")
 CASES = sorted([*GOLDEN.glob("*.jsonl"), *GOLDEN.glob("*.csv")])
-REGEN = os.environ.get("XBORDER_REGEN_GOLDEN") == "1"
-
-
-def _rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    out = []
-    for rec in frame.to_dict("records"):
-        row: dict[str, Any] = {}
-        for key, value in rec.items():
-            if value is pd.NA or value is None:
-                row[key] = None
-            elif isinstance(value, pd.Timestamp):
-                row[key] = value.isoformat()
-            elif hasattr(value, "item"):
-                row[key] = value.item()
-            else:
-                row[key] = value
-        out.append(row)
-    return out
-
-
-def render(parsed: Parsed) -> dict[str, Any]:
-    return {
-        "lines_read": parsed.lines_read,
-        "blank_lines": parsed.blank_lines,
-        "rows": _rows(parsed.frame),
-        "quarantined": [
-            {"line": q.line, "offset": q.offset, "field": q.field, "reason": q.reason,
-             "raw": q.raw.decode("utf-8", "backslashreplace")}
-            for q in parsed.quarantined
-        ],  # fmt: skip
-    }
-
-
-def check_golden(got: dict[str, Any], expected_path: Path) -> None:
-    if REGEN:
-        expected_path.write_text(json.dumps(got, indent=1, ensure_ascii=False) + "\n")
-    assert expected_path.exists(), f"no golden {expected_path.name}: run with XBORDER_REGEN_GOLDEN=1"
-    expected = json.loads(expected_path.read_text())
-    assert (got["lines_read"], got["blank_lines"]) == (expected["lines_read"], expected["blank_lines"])
-    assert got["quarantined"] == expected["quarantined"]
-    assert len(got["rows"]) == len(expected["rows"])
-    for g, e in zip(got["rows"], expected["rows"], strict=True):
-        assert g == e, f"line {e['line']}"
-    assert got["lines_read"] == len(got["rows"]) + len(got["quarantined"]) + got["blank_lines"]
 
 
 def _collector(path: Path) -> _Mapped:
-    opts_path = path.with_suffix(".options.json")
-    opts = json.loads(opts_path.read_text()) if opts_path.exists() else {}
-    return (JsonLinesCollector if path.suffix == ".jsonl" else CsvCollector)(**opts)
+    return (JsonLinesCollector if path.suffix == ".jsonl" else CsvCollector)(**load_options(path))
 
 
 def _parse(collector: _Mapped, data: bytes, first_line: int = 1) -> Parsed:
@@ -96,7 +50,7 @@ def test_golden_same_in_small_batches(path: Path) -> None:
     whole = render(_parse(_collector(path), path.read_bytes()))
     batches = list(read_batches(_collector(path), path, None, max_bytes=120, final=True))
     assert len(batches) > 1
-    assert [r for b in batches for r in _rows(b.frame)] == whole["rows"]
+    assert [r for b in batches for r in rows(b.frame)] == whole["rows"]
     assert [(q.line, q.reason) for b in batches for q in b.quarantined] == [
         (q["line"], q["reason"]) for q in whole["quarantined"]
     ]
@@ -265,10 +219,7 @@ def json_line(draw: st.DrawFn) -> bytes:
 
 
 def _check(parsed: Parsed, chunk: bytes) -> None:
-    total = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") or not chunk else 1)
-    assert parsed.lines_read == total == len(parsed.frame) + len(parsed.quarantined) + parsed.blank_lines
-    seen = list(parsed.frame["line"]) + [q.line for q in parsed.quarantined]
-    assert len(seen) == len(set(seen))
+    check_lines_accounted(parsed, chunk)
 
 
 NOISE = st.binary(max_size=40).map(lambda b: b.replace(b"\n", b" "))

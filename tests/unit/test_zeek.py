@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -29,53 +28,11 @@ from monitor.collect.base import Parsed
 from monitor.collect.follow import read_batches
 from monitor.collect.zeek import ZeekCollector
 from monitor.errors import UsageError
+from tests.support.goldens import check_golden, check_lines_accounted, check_same_in_batches, golden_dir, render
+from tests.support.goldens import rows as _rows
 
-GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "zeek"
+GOLDEN = golden_dir("zeek")
 CASES = sorted(GOLDEN.glob("*.log"))
-REGEN = os.environ.get("XBORDER_REGEN_GOLDEN") == "1"
-
-
-def _rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    out = []
-    for rec in frame.to_dict("records"):
-        row: dict[str, Any] = {}
-        for key, value in rec.items():
-            if value is pd.NA or value is None:
-                row[key] = None
-            elif isinstance(value, pd.Timestamp):
-                row[key] = value.isoformat()
-            elif hasattr(value, "item"):
-                row[key] = value.item()
-            else:
-                row[key] = value
-        out.append(row)
-    return out
-
-
-def render(parsed: Parsed) -> dict[str, Any]:
-    return {
-        "lines_read": parsed.lines_read,
-        "blank_lines": parsed.blank_lines,
-        "rows": _rows(parsed.frame),
-        "quarantined": [
-            {"line": q.line, "offset": q.offset, "field": q.field, "reason": q.reason,
-             "raw": q.raw.decode("utf-8", "backslashreplace")}
-            for q in parsed.quarantined
-        ],  # fmt: skip
-    }
-
-
-def check_golden(got: dict[str, Any], expected_path: Path) -> None:
-    if REGEN:
-        expected_path.write_text(json.dumps(got, indent=1, ensure_ascii=False) + "\n")
-    assert expected_path.exists(), f"no golden {expected_path.name}: run with XBORDER_REGEN_GOLDEN=1"
-    expected = json.loads(expected_path.read_text())
-    assert (got["lines_read"], got["blank_lines"]) == (expected["lines_read"], expected["blank_lines"])
-    assert got["quarantined"] == expected["quarantined"]
-    assert len(got["rows"]) == len(expected["rows"])
-    for g, e in zip(got["rows"], expected["rows"], strict=True):
-        assert g == e, f"line {e['line']}"
-    assert got["lines_read"] == len(got["rows"]) + len(got["quarantined"]) + got["blank_lines"]
 
 
 def _parse(data: bytes, collector: ZeekCollector | None = None, source: str = "zeek:test") -> Parsed:
@@ -93,11 +50,7 @@ def test_golden_same_in_small_batches(log: Path) -> None:
     """Through follow.py in tiny batches: headers carry over between chunks; same rows, same origins."""
     whole = render(_parse(log.read_bytes()))
     batches = list(read_batches(ZeekCollector(), log, None, max_bytes=150, final=True))
-    assert len(batches) > 1
-    assert [r for b in batches for r in _rows(b.frame)] == whole["rows"]
-    got_q = [(q.line, q.offset, q.reason) for b in batches for q in b.quarantined]
-    assert got_q == [(q["line"], q["offset"], q["reason"]) for q in whole["quarantined"]]
-    assert sum(b.lines_read for b in batches) == whole["lines_read"]
+    check_same_in_batches(batches, whole)
 
 
 # ------------------------------------------------------------------ DNS answers name conn rows
@@ -256,10 +209,8 @@ def zeek_line(draw: st.DrawFn) -> bytes:
 
 
 def _check(parsed: Parsed, chunk: bytes, first_line: int) -> None:
-    total = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") or not chunk else 1)
-    assert parsed.lines_read == total == len(parsed.frame) + len(parsed.quarantined) + parsed.blank_lines
-    seen = list(parsed.frame["line"]) + [q.line for q in parsed.quarantined]
-    assert len(seen) == len(set(seen)) and all(first_line <= s < first_line + total for s in seen)
+    seen = check_lines_accounted(parsed, chunk)
+    assert all(first_line <= s < first_line + parsed.lines_read for s in seen)
 
 
 @settings(max_examples=300, deadline=None)
