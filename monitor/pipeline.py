@@ -8,7 +8,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +18,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.alert.outbox import DeliveryReport, deliver_pending, make_alerters
 from monitor.attribute import Inventory
+from monitor.batch import process_batch
 from monitor.collect import COLLECTORS
 from monitor.collect.follow import read_batches
 from monitor.errors import UsageError
 from monitor.policy.evaluator import evaluate
 from monitor.policy.rulepack import RulePack, load_pack
 from monitor.policy.vendors import RegisterIndex
-from monitor.records import Destination, ObservationBatch, Outcome, System, Verdict
+from monitor.records import Destination, ObservationBatch, System, Verdict
 from monitor.resolve.build import build_resolver
 from monitor.resolve.jurisdiction import Resolver
 from monitor.settings import Config
@@ -32,7 +33,6 @@ from monitor.store.session import open_store
 from monitor.store.writer import BatchRecord, commit_batch, load_checkpoint
 
 log = logging.getLogger("xborder.pipeline")
-SEP = "\x00"
 # Bytes of log per batch (= per transaction). Measured on the 1M-line bench log: 8 MiB gave
 # ~400 MiB peak RSS and the best speed; 32 MiB ~730 MiB peak and no faster.
 BATCH_BYTES = 8 * 2**20
@@ -124,230 +124,6 @@ class IngestSummary:
     @property
     def new_alerts(self) -> int:
         return sum(f.new_alerts for f in self.files)
-
-
-def _encode(col: pa.ChunkedArray | pa.Array) -> tuple[pa.Array, list[Any]]:
-    enc = pc.dictionary_encode(col)
-    if isinstance(enc, pa.ChunkedArray):
-        enc = enc.combine_chunks() if enc.num_chunks != 1 else enc.chunk(0)
-    return enc.indices, enc.dictionary.to_pylist()
-
-
-def _key(a: pa.ChunkedArray, b: pa.ChunkedArray) -> Any:
-    return pc.binary_join_element_wise(pc.fill_null(a, ""), pc.fill_null(b, ""), SEP)
-
-
-def _split(k: str) -> tuple[str | None, str | None]:
-    a, _, b = k.partition(SEP)
-    return (a or None, b or None)
-
-
-def process_batch(rt: Runtime, batch: ObservationBatch) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
-    """Evidence rows and alerts for one batch; resolve and evaluate once per unique key."""
-    tbl = pa.Table.from_pandas(batch.frame, preserve_index=False)
-    has_dest = pc.or_kleene(pc.is_valid(tbl["dest_host"]), pc.is_valid(tbl["dest_ip"]))
-    t = tbl.filter(has_dest)
-    no_destination = tbl.num_rows - t.num_rows
-    if t.num_rows == 0:
-        return [], [], no_destination
-
-    d_idx, d_keys = _encode(_key(t["dest_host"], t["dest_ip"]))
-    dests = rt.resolver.resolve_many([_split(k) for k in d_keys])
-    s_idx, s_keys = _encode(_key(t["source_ip"], t["source_user"]))
-    systems = [rt.inventory.system_for(*_split(k)) for k in s_keys]
-
-    minutes = rt.config.settings.evidence.window_minutes
-    window = pc.floor_temporal(t["ts"], multiple=minutes, unit="minute")
-    g = pa.table(
-        {
-            "window": window,
-            "sys": s_idx,
-            "dest": d_idx,
-            "weight": pc.cast(t["sample_rate"], pa.int64()),
-            "egress_w": pc.if_else(t["egress"], pc.cast(t["sample_rate"], pa.int64()), 0),
-            "bytes_in": t["bytes_in"],
-            "bytes_out": t["bytes_out"],
-            "ts": t["ts"],
-            "line": t["line"],
-            # kinds of personal data seen in URLs: part of the key, since they change the verdict
-            "pii": pc.fill_null(t["pii"], ""),
-            **_status_signals(t["status"], t["sample_rate"]),
-        }
-    )
-    agg = g.group_by(["window", "sys", "dest", "pii"]).aggregate(
-        [
-            *((name, "sum") for name in SIGNALS),
-            ("weight", "sum"),
-            ("egress_w", "sum"),
-            ("bytes_in", "sum"),
-            ("bytes_out", "sum", pc.ScalarAggregateOptions(min_count=1)),
-            ("ts", "min"),
-            ("ts", "max"),
-            ("line", "min"),
-            ("line", "max"),
-        ]
-    )
-    evidence: list[dict[str, Any]] = []
-    alerts: dict[str, dict[str, Any]] = {}
-    span = dt.timedelta(minutes=minutes)
-    groups = agg.to_pylist()
-    volumes = _day_volumes(rt, groups, systems, dests)
-    for n, r in enumerate(groups):
-        system, dest = systems[r["sys"]], dests[r["dest"]]
-        if r["pii"]:
-            # personal data in the URL makes the request personal whatever the system declares
-            system = replace(system, data_categories=(*system.data_categories, URL_PERSONAL))
-        wstart: dt.datetime = r["window"]
-        v = rt.verdict(system, dest, wstart.date(), volumes.get(n))
-        row = _evidence_row(batch, rt, system, dest, v, r, wstart, span)
-        evidence.append(row)
-        if v.outcome is Outcome.UNAUTHORIZED and row["egress_requests"] > 0:
-            _add_alert(alerts, row, v)
-    return evidence, list(alerts.values()), no_destination
-
-
-URL_PERSONAL = "url-personal"
-# lockout signals per destination and window, for the alerting stage: proxy/provider refusals
-# (403 forbidden, 451 unavailable for legal reasons: region blocks), rate limits, server errors,
-# and requests that never got an answer (status 0 from the proxy, 504/408 timeouts)
-SIGNALS = ("status_blocked", "status_rate_limited", "status_5xx", "status_timeout")
-
-
-def _status_signals(status: Any, weight: Any) -> dict[str, Any]:
-    w = pc.cast(weight, pa.int64())
-    # null: no status applies (a Zeek conn row); 0: the request got no answer
-    s = pc.fill_null(status, -1)
-
-    def count(mask: Any) -> Any:
-        return pc.if_else(mask, w, 0)
-
-    return {
-        "status_blocked": count(pc.is_in(s, pa.array([403, 451], pa.int32()))),
-        "status_rate_limited": count(pc.equal(s, 429)),
-        "status_5xx": count(pc.and_(pc.greater_equal(s, 500), pc.not_equal(s, 504))),
-        "status_timeout": count(pc.is_in(s, pa.array([0, 408, 504], pa.int32()))),
-    }
-
-
-def _day_volumes(
-    rt: Runtime, groups: list[dict[str, Any]], systems: list[System], dests: list[Destination]
-) -> dict[int, int]:
-    """For groups whose vendor has a derogation with an occasional-volume limit: the requests that
-    system sent to that vendor that day up to and including the group's window (what is stored
-    from earlier batches, then this batch's windows in time order), keyed by the group's index.
-
-    Counting per vendor (not per address) and in window order makes the verdict independent of
-    DNS round robin and of where batch boundaries fall."""
-    limited = []
-    for n, r in enumerate(groups):
-        vendor = rt.register.vendor(dests[r["dest"]])
-        if vendor is not None and rt.register.has_derogation_limit(vendor):
-            limited.append((r["window"], n, systems[r["sys"]].name, vendor.vendor.name))
-    if not limited:
-        return {}
-    from monitor.store.queries import day_requests
-
-    running: dict[tuple[str, str, dt.date], int] = {}
-    out: dict[int, int] = {}
-    with rt.store() as session:
-        for window, n, system, vendor_name in sorted(limited):
-            key = (system, vendor_name, window.date())
-            if key not in running:
-                running[key] = day_requests(session, system, vendor_name, window.date())
-            running[key] += groups[n]["weight_sum"]
-            out[n] = running[key]
-    return out
-
-
-def _evidence_row(
-    batch: ObservationBatch,
-    rt: Runtime,
-    system: System,
-    dest: Destination,
-    v: Verdict,
-    r: dict[str, Any],
-    wstart: dt.datetime,
-    span: dt.timedelta,
-) -> dict[str, Any]:
-    origins = sorted({f"{batch.source}:{r['line_min']}", f"{batch.source}:{r['line_max']}"})
-    return {
-        "window_start": wstart,
-        "window_end": wstart + span,
-        "collector": batch.collector,
-        "system": system.name,
-        "data_categories": ",".join(sorted(system.data_categories)),
-        "dest_host": dest.host,
-        "dest_ip": dest.ip,
-        "located_country": dest.located_country,
-        "registered_country": dest.registered_country,
-        "country": dest.country,
-        "eea": dest.eea,
-        "asn": dest.asn,
-        "as_org": dest.as_org,
-        "provider": dest.provider,
-        "provider_seat": dest.provider_seat,
-        "legal_entity": dest.legal_entity,
-        "region": dest.region,
-        "region_country": dest.region_country,
-        "edge": dest.edge,
-        "confidence": dest.confidence,
-        "outcome": v.outcome.value,
-        "article": v.article,
-        "basis": v.basis,
-        "rule_id": v.rule_id,
-        "rule_location": v.rule_location,
-        "pack_hash": v.pack_hash,
-        "severity": v.severity.value,
-        "vendor": v.vendor,
-        "mmdb_build": dest.mmdb_build,
-        "catalog_version": dest.catalog_version,
-        "requests": r["weight_sum"],
-        "egress_requests": r["egress_w_sum"],
-        "bytes_out": r["bytes_out_sum"],
-        "bytes_in": r["bytes_in_sum"] or 0,
-        "first_seen": r["ts_min"],
-        "last_seen": r["ts_max"],
-        "sample_origins": origins,
-        "pii_kinds": r["pii"] or None,
-        **{name: r[f"{name}_sum"] for name in SIGNALS},
-    }
-
-
-def _add_alert(alerts: dict[str, dict[str, Any]], row: dict[str, Any], v: Verdict) -> None:
-    dest = row["dest_host"] or row["dest_ip"]
-    day = row["window_start"].date().isoformat()
-    key = f"unauthorized|{row['system']}|{dest}|{day}"
-    a = alerts.get(key)
-    if a is not None:  # several windows in one batch: one alert, widest span
-        p = a["payload"]
-        p["requests"] += row["egress_requests"]
-        p["first_seen"] = min(p["first_seen"], row["first_seen"].isoformat())
-        p["last_seen"] = max(p["last_seen"], row["last_seen"].isoformat())
-        return
-    payload = {
-        "kind": "unauthorized_transfer",
-        "system": row["system"],
-        "data_categories": row["data_categories"].split(","),
-        "dest_host": row["dest_host"],
-        "dest_ip": row["dest_ip"],
-        "country": row["country"],
-        "article": v.article,
-        "basis": v.basis,
-        "rule_id": v.rule_id,
-        "rule_location": v.rule_location,
-        "pack_hash": v.pack_hash,
-        "severity": v.severity.value,
-        "day": day,
-        "requests": row["egress_requests"],
-        "first_seen": row["first_seen"].isoformat(),
-        "last_seen": row["last_seen"].isoformat(),
-        "sample_origin": row["sample_origins"][0],
-    }
-    summary = (
-        f"UNAUTHORIZED transfer [{v.severity.value}]: {row['system']} ({row['data_categories']}) -> "
-        f"{dest} [{row['country'] or '??'}], GDPR Art. {v.article}; rule {v.rule_id} ({v.rule_location})"
-    )
-    alerts[key] = {"dedup_key": key, "severity": v.severity.value, "summary": summary, "payload": payload}
 
 
 def _ts_bound(batch: ObservationBatch, which: str) -> dt.datetime | None:

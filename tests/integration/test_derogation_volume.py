@@ -1,7 +1,7 @@
 """Art. 49 derogations with an occasional-volume limit, through the real pipeline and SQLite store.
 
 The volume a verdict sees is the requests of (system, destination, day) in the batch plus those
-already stored (monitor.pipeline._day_volumes), so a limit holds across ingest runs and resets
+already stored (monitor.batch._day_volumes), so a limit holds across ingest runs and resets
 each UTC day.
 """
 
