@@ -254,13 +254,17 @@ def ingest_files(
         rt.close()
 
 
-def ingest_path(rt: Runtime, parser: Any, path: Path, *, final: bool = False) -> FileSummary:
-    """Read what is new in one file since its committed checkpoint; one transaction per batch."""
+def ingest_path(rt: Runtime, parser: Any, path: Path, *, final: bool = False, backfill: bool = False) -> FileSummary:
+    """Read what is new in one file since its committed checkpoint; one transaction per batch.
+
+    `backfill`: with no checkpoint yet, read the rotated generations beside the file first.
+    """
     source = f"{parser.name}:{path.absolute()}"  # the same id read_batches gives its batches
     cp = load_checkpoint(rt.store, source)
     fs = FileSummary(str(path), source)
     fs.end_offset = cp.offset if cp is not None and cp.path == str(path.absolute()) else 0
-    ingest_batches(rt, prefetch(read_batches(parser, path, cp, max_bytes=BATCH_BYTES, final=final)), fs, cp)
+    batches = read_batches(parser, path, cp, max_bytes=BATCH_BYTES, final=final, backfill=backfill)
+    ingest_batches(rt, prefetch(batches), fs, cp)
     # a live log may end mid-line: that line is read on the next run (or with final=True)
     try:
         # a .gz is complete by definition (and its offsets count decompressed bytes)

@@ -108,6 +108,11 @@ class Checkpoint:
     offset: int
     line: int
     fingerprint: str  # sha256 of the file's first bytes: tells a rotated/replaced file apart
+    # The file's mtime when read: rotated generations written after it are newer (unread) ones.
+    mtime_ns: int | None = None
+    # Fingerprints of the last rotated generations read to their end: never read again, whatever
+    # their mtime (a compressor that does not keep it makes an old generation look new).
+    done: tuple[str, ...] = ()
 
 
 class Outcome(StrEnum):

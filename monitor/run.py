@@ -14,6 +14,7 @@ from types import FrameType
 from typing import Any
 
 from monitor.alert.outbox import deliver_pending, make_alerters
+from monitor.collect.rotation import is_rotated_name
 from monitor.errors import InputError, UsageError
 from monitor.pipeline import FileSummary, Runtime, build_runtime, ingest_path, make_collector
 from monitor.settings import Config
@@ -42,12 +43,20 @@ class RunTotals:
 
 
 def _expand(config: Config, patterns: list[str]) -> list[Path]:
+    """The live files the patterns name. A glob that also matches rotated copies of a matched file
+    (`access.log*`) does not make them sources of their own: they are read as its generations,
+    once; as sources they would be read again under every name rotation gives them."""
     out: list[Path] = []
     for pat in patterns:
         full = str(config.resolve_path(pat))
         matches = sorted(glob.glob(full)) if glob.has_magic(full) else [full]
         out += [Path(m) for m in matches if Path(m).is_file()]
-    return out
+    live = {(p.parent, p.name) for p in out}
+    return [
+        p for p in dict.fromkeys(out)
+        if not any((p.parent, p.name[:i]) in live and is_rotated_name(p.with_name(p.name[:i]), p.name)
+                   for i in range(1, len(p.name)))
+    ]  # fmt: skip
 
 
 class Follower:
@@ -61,7 +70,9 @@ class Follower:
         if not config.settings.sources:
             raise UsageError("no sources: add `sources:` to the config (collector, paths) to use `xborder run`")
         self.config = config
-        self.collectors = [(make_collector(s.collector, s.options), s.paths) for s in config.settings.sources]
+        self.collectors = [
+            (make_collector(s.collector, s.options), s.paths, s.backfill == "rotated") for s in config.settings.sources
+        ]
         self.rt: Runtime = build_runtime(config)
         self.alerters = make_alerters(config)
         self.totals = RunTotals()
@@ -73,10 +84,10 @@ class Follower:
     def one_pass(self) -> int:
         """Read all sources once; returns the number of batches committed."""
         committed = 0
-        for parser, patterns in self.collectors:
+        for parser, patterns, backfill in self.collectors:
             for path in _expand(self.config, patterns):
                 try:
-                    fs = ingest_path(self.rt, parser, path)
+                    fs = ingest_path(self.rt, parser, path, backfill=backfill)
                 except InputError as exc:  # vanished between glob and open: next pass sees the rest
                     log.warning("%s", exc)
                     continue

@@ -29,8 +29,12 @@ class SourceDef(Strict):
     """A log source for `xborder run`: live files (globs allowed) read by one collector."""
 
     collector: str
-    paths: list[str] = Field(min_length=1)  # live logs; rotated siblings are followed by inode
+    paths: list[str] = Field(min_length=1)  # live logs; rotated siblings are followed by inode and content
     options: dict[str, Any] = {}
+    # First start (no checkpoint yet): "rotated" also reads the rotated generations already beside
+    # each live file, oldest first (the history before xborder was installed, and whatever was
+    # rotated before the first commit); "live" reads only the live files.
+    backfill: Literal["rotated", "live"] = "rotated"
 
 
 class RunSettings(Strict):

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
+import logging
 import os
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from monitor.collect import rotation
 from monitor.collect.base import LineCollector
+from monitor.collect.rotation import FINGERPRINT_BYTES, READ_ERRORS, is_gzip
 from monitor.errors import InputError, Location, UsageError
 from monitor.records import Checkpoint, ObservationBatch
 
-FINGERPRINT_BYTES = 1024
+log = logging.getLogger("xborder.collect")
+
 DEFAULT_MAX_BYTES = 32 * 2**20
-_READ_ERRORS = (OSError, EOFError, zlib.error)  # gzip: truncated (EOFError) or corrupt (zlib.error) data
 
 # Checkpoint scheme
 # -----------------
@@ -29,13 +30,16 @@ _READ_ERRORS = (OSError, EOFError, zlib.error)  # gzip: truncated (EOFError) or 
 #
 # Resume only when device and inode match, the file is at least `offset` long and that prefix
 # still hashes the same; otherwise the file was rotated (new inode), truncated (copytruncate:
-# shorter, or rewritten so the prefix differs) or replaced, and reading restarts at (0, 1).
+# shorter, or rewritten so the prefix differs) or replaced. Then the generations rotated away
+# since the checkpoint are read first (monitor/collect/rotation.py: the rest of the checkpointed
+# one, wherever rotation put it, then each newer one whole, oldest first), and the live file
+# from (0, 1). `mtime_ns` and `done` in the checkpoint are what tells those generations apart.
 #
 # Compressed logs (`*.gz`, as logrotate leaves rotated logs) are read through a streaming
-# decompressor: `offset` and `line` count the decompressed stream, while `fingerprint` is over
-# the first FINGERPRINT_BYTES of the compressed file (a .gz is never appended to, so its whole
-# head is stable). Resuming re-decompresses from the start and skips to `offset`. A .gz is
-# complete by definition: its unterminated last line is read as final.
+# decompressor: `offset`, `line` and `fingerprint` all count the decompressed stream, so a
+# generation is recognised by its content whether it is compressed or not. Resuming
+# re-decompresses from the start and skips to `offset`. A .gz is complete by definition: its
+# unterminated last line is read as final.
 
 
 def read_batches(
@@ -45,6 +49,7 @@ def read_batches(
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
     final: bool = False,
+    backfill: bool = False,
 ) -> Iterator[ObservationBatch]:
     """Parse the unread whole lines of `path` into batches of at most about `max_bytes`.
 
@@ -54,11 +59,12 @@ def read_batches(
     position just after it, to be committed with the batch. Raises InputError (when iteration
     starts) if the file cannot be opened or read.
 
-    When the checkpoint names a file that has been rotated away (renamed within the same
-    directory, as logrotate and `squid -k rotate` do), the lines appended to it after the
-    checkpoint are read first, so nothing written just before rotation is lost; those batches
-    keep the stream's `source` and their checkpoint names the rotated file. That file may also
-    have been compressed meanwhile (a new `*.gz` inode): it is then found by its content.
+    When the checkpointed file has been rotated away (renamed, copied and truncated, compressed;
+    several times, even, while nothing read it), every line written since the checkpoint is read
+    first, generation by generation, before the live file: nothing written around a rotation is
+    lost or read twice. Those batches keep the stream's `source`; their checkpoint names the
+    rotated file they came from. With `backfill` and no checkpoint yet, the rotated generations
+    already beside `path` are read first, oldest first.
 
     A `*.gz` file is decompressed as it is read and taken as final (see the checkpoint scheme).
     """
@@ -68,13 +74,33 @@ def read_batches(
     source = f"{collector.name}:{path}"
     with _open(path) as fh:
         st = os.fstat(fh.fileno())
-        start = (0, 1)
+        start, done = (0, 1), tuple[str, ...]()
+        generations: list[rotation.Generation] = []
         if checkpoint is not None:
-            if _same_file(fh, checkpoint, _is_gzip(path)):
+            done = checkpoint.done
+            if _same_file(fh, checkpoint, is_gzip(path)):
                 start = (checkpoint.offset, checkpoint.line)
             else:
-                yield from _drain_rotated(collector, source, path, checkpoint, max_bytes)
-        yield from _read_from(collector, source, path, fh, st, start, max_bytes, final or _is_gzip(path))
+                generations = rotation.pending(path, st, checkpoint)
+        elif backfill:
+            generations = rotation.existing(path, st)
+        for gen in generations:
+            yield from _read_generation(collector, source, gen, done, max_bytes)
+            done = rotation.remember(done, gen.fingerprint)
+        yield from _read_from(collector, source, path, fh, start, max_bytes, final or is_gzip(path), done)
+
+
+def _read_generation(
+    collector: LineCollector, source: str, gen: rotation.Generation, done: tuple[str, ...], max_bytes: int
+) -> Iterator[ObservationBatch]:
+    try:
+        fh = open(gen.path, "rb")
+    except OSError as err:  # deleted between the look and the read: the warning below says what is lost
+        log.warning("%s: rotated file vanished before it was read: %s", source, err.strerror or err)
+        return
+    with fh:
+        # A rotated file is complete: its unterminated last line, if any, is final.
+        yield from _read_from(collector, source, gen.path, fh, gen.start, max_bytes, True, done)
 
 
 def _read_from(
@@ -82,25 +108,43 @@ def _read_from(
     source: str,
     path: Path,
     fh: BinaryIO,
-    st: os.stat_result,
     start: tuple[int, int],
     max_bytes: int,
     final: bool,
+    done: tuple[str, ...],
 ) -> Iterator[ObservationBatch]:
     offset, line = start
-    gz = _is_gzip(path)
+    gz = is_gzip(path)
+    st = os.fstat(fh.fileno())
     fh.seek(0 if gz else offset)
     stream: BinaryIO | gzip.GzipFile = gzip.GzipFile(fileobj=fh, mode="rb") if gz else fh
-    head = FINGERPRINT_BYTES if gz else None  # a .gz: its compressed head, whatever the offset
+    # a .gz never changes: its head is read once (decompressed, as its offsets count)
+    gz_head = rotation.head(path) if gz else None
+    # The file's first bytes as this read found them (the consumed ones, so they cannot change in
+    # an append-only log). copytruncate empties a file under a reader and the writer starts again
+    # at 0; bytes past our position are then the new content's, from mid-line: had we read them,
+    # they would be parsed as garbage, and the new content's start, before our position, skipped.
+    # So after each chunk the head is read again; if it changed, the chunk is dropped and the file
+    # left: the next pass finds the copy by content, reads its rest, then the file anew from 0.
+    head_ref = None if gz else os.pread(fh.fileno(), min(FINGERPRINT_BYTES, offset), 0)
     try:
         if gz and _skip(stream, path, offset) < offset:
             return  # a .gz shorter than its checkpoint (damaged): nothing more to read in it
         for chunk in _chunks(stream, path, max_bytes, final):
+            if head_ref is not None:
+                if len(head_ref) < FINGERPRINT_BYTES:
+                    head_ref += chunk[: FINGERPRINT_BYTES - len(head_ref)]
+                if os.pread(fh.fileno(), len(head_ref), 0) != head_ref:
+                    log.info("%s: truncated while being read (copytruncate); the rest is read from the copy", path)
+                    return
+            # Any mtime of this file seen while reading it: a generation rotated after it is newer.
+            mtime_ns = os.fstat(fh.fileno()).st_mtime_ns
             parsed = collector.parse_chunk(chunk, source=source, first_line=line, base_offset=offset)
             offset += len(chunk)
             # Counted here, not taken from the collector, so the checkpoint stays right even if a
             # collector miscounts.
             line += chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
+            want = min(FINGERPRINT_BYTES, offset)
             cp = Checkpoint(
                 source=source,
                 path=str(path),
@@ -108,7 +152,9 @@ def _read_from(
                 inode=st.st_ino,
                 offset=offset,
                 line=line,
-                fingerprint=_fingerprint(fh, offset if head is None else head),
+                fingerprint=rotation.digest(gz_head[:want]) if gz_head is not None else _fingerprint(fh, offset),
+                mtime_ns=mtime_ns,
+                done=done,
             )
             yield ObservationBatch(
                 collector=collector.name,
@@ -124,77 +170,11 @@ def _read_from(
             stream.close()  # leaves `fh` open: it belongs to the caller
 
 
-def _drain_rotated(
-    collector: LineCollector, source: str, path: Path, cp: Checkpoint, max_bytes: int
-) -> Iterator[ObservationBatch]:
-    """The rest of the checkpointed file if it still exists beside `path` under another name."""
-    try:
-        entries = list(os.scandir(path.parent))
-    except OSError:
-        return
-    for entry in entries:
-        try:
-            if entry.inode() != cp.inode or not entry.is_file(follow_symlinks=False):
-                continue
-            fh = open(entry.path, "rb")
-        except OSError:
-            continue
-        with fh:
-            st = os.fstat(fh.fileno())
-            gz = _is_gzip(Path(entry.path))
-            if _same_file(fh, cp, gz):
-                if gz or st.st_size > cp.offset:
-                    # A rotated file is complete: its unterminated last line, if any, is final.
-                    start = (cp.offset, cp.line)
-                    yield from _read_from(collector, source, Path(entry.path), fh, st, start, max_bytes, True)
-                return
-    # gone, or its inode now belongs to another file (a truncated or a new one)
-    if not cp.path.endswith(".gz"):
-        yield from _drain_compressed(collector, source, path, entries, cp, max_bytes)
-
-
-def _drain_compressed(
-    collector: LineCollector,
-    source: str,
-    path: Path,
-    entries: list[os.DirEntry[str]],
-    cp: Checkpoint,
-    max_bytes: int,
-) -> Iterator[ObservationBatch]:
-    """The rest of the checkpointed file if logrotate compressed it (a new inode) beside `path`.
-
-    Found by content: the decompressed head of a sibling `path.name*.gz` hashes to the fingerprint.
-    """
-    want = min(FINGERPRINT_BYTES, cp.offset)
-    for entry in sorted(entries, key=lambda e: e.name):
-        if not (entry.name.startswith(path.name) and entry.name.endswith(".gz")):
-            continue
-        try:
-            fh = open(entry.path, "rb")
-        except OSError:
-            continue
-        with fh:
-            try:
-                with gzip.GzipFile(fileobj=fh, mode="rb") as stream:
-                    head = stream.read(want)
-            except _READ_ERRORS:
-                continue
-            if len(head) == want and hashlib.sha256(head).hexdigest() == cp.fingerprint:
-                st = os.fstat(fh.fileno())
-                start = (cp.offset, cp.line)
-                yield from _read_from(collector, source, Path(entry.path), fh, st, start, max_bytes, True)
-                return
-
-
-def _is_gzip(path: Path) -> bool:
-    return path.name.endswith(".gz")
-
-
 def _skip(stream: BinaryIO | gzip.GzipFile, path: Path, offset: int) -> int:
     """Move to `offset` of a decompressed stream (by decompressing up to it); the position reached."""
     try:
         return stream.seek(offset)
-    except _READ_ERRORS as err:
+    except READ_ERRORS as err:
         raise InputError(f"cannot read log file: {_why(err)}", Location(str(path))) from err
 
 
@@ -223,7 +203,7 @@ def _chunks(fh: BinaryIO | gzip.GzipFile, path: Path, max_bytes: int, final: boo
         while not eof and (len(buf) < max_bytes or b"\n" not in buf):
             try:
                 block = fh.read(max_bytes - len(buf) if len(buf) < max_bytes else max_bytes)
-            except _READ_ERRORS as err:
+            except READ_ERRORS as err:
                 failure = InputError(f"cannot read log file: {_why(err)}", Location(str(path)))
                 failure.__cause__ = err
                 block = b""
@@ -241,15 +221,17 @@ def _chunks(fh: BinaryIO | gzip.GzipFile, path: Path, max_bytes: int, final: boo
 
 
 def _fingerprint(fh: BinaryIO, offset: int) -> str:
-    head = os.pread(fh.fileno(), min(FINGERPRINT_BYTES, offset), 0)
-    return hashlib.sha256(head).hexdigest()
+    return rotation.digest(os.pread(fh.fileno(), min(FINGERPRINT_BYTES, offset), 0))
 
 
 def _same_file(fh: BinaryIO, cp: Checkpoint, gz: bool = False) -> bool:
     st = os.fstat(fh.fileno())
     if (st.st_dev, st.st_ino) != (cp.device, cp.inode):
         return False
-    if gz:  # the offset counts decompressed bytes; the fingerprint is over the compressed head
+    if gz:  # offset and fingerprint count decompressed bytes (or, before 0004, the compressed head)
+        data = rotation.head(fh.name)
+        if data is not None and rotation.matches(data, cp):
+            return True
         return _fingerprint(fh, FINGERPRINT_BYTES) == cp.fingerprint
     if st.st_size < cp.offset:
         return False

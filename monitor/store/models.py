@@ -140,6 +140,8 @@ class CheckpointRow(Base):
     line: Mapped[int] = mapped_column(BigInteger)
     fingerprint: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    mtime_ns: Mapped[int | None] = mapped_column(BigInteger)
+    done: Mapped[list[str] | None] = mapped_column(JSON)
 
 
 class AlertOutbox(Base):

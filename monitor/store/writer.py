@@ -159,6 +159,7 @@ def _save_checkpoint(session: Session, cp: Checkpoint, now: dt.datetime) -> None
         session.add(row)
     row.path, row.device, row.inode = cp.path, cp.device, cp.inode
     row.offset, row.line, row.fingerprint, row.updated_at = cp.offset, cp.line, cp.fingerprint, now
+    row.mtime_ns, row.done = cp.mtime_ns, list(cp.done)
 
 
 def load_checkpoint(factory: sessionmaker[Session], source: str) -> Checkpoint | None:
@@ -166,4 +167,15 @@ def load_checkpoint(factory: sessionmaker[Session], source: str) -> Checkpoint |
         row = session.get(CheckpointRow, source)
         if row is None:
             return None
-        return Checkpoint(row.source, row.path, row.device, row.inode, row.offset, row.line, row.fingerprint)
+        # A checkpoint from before mtimes were kept: its commit time stands in for the file's mtime.
+        mtime_ns = row.mtime_ns if row.mtime_ns is not None else _epoch_ns(row.updated_at)
+        return Checkpoint(
+            row.source, row.path, row.device, row.inode, row.offset, row.line, row.fingerprint,
+            mtime_ns, tuple(row.done or ()),
+        )  # fmt: skip
+
+
+def _epoch_ns(when: dt.datetime) -> int:
+    if when.tzinfo is None:  # SQLite hands back naive datetimes; they were stored as UTC
+        when = when.replace(tzinfo=dt.UTC)
+    return int(when.timestamp() * 1e9)

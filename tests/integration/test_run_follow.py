@@ -130,3 +130,47 @@ def test_stats_show_position_and_lag_and_a_burst_is_warned(
     (row,) = json.loads(capsys.readouterr().out)["rows"]
     assert row["current_file"] == str(log) and row["bytes"] == row["offset"] == len(lines(0, 10)) + 17 * 30
     assert row["lag_bytes"] == len(half) and row["lines_read"] == 40 and row["quarantined"] == 30
+
+
+def test_a_glob_that_matches_rotated_copies_reads_them_as_generations_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`paths: [access.log*]` matches access.log.1 and .2.gz too: as sources of their own they would be
+    read again after every rotation renamed them; as generations of access.log they are read once."""
+    import gzip
+
+    from monitor.cli.main import run
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    cfg = tmp_path / "xborder.yaml"
+    cfg.write_text(
+        "store: {url: 'sqlite:///x.db'}\nalerts: {jsonl: null, stderr: false}\n"
+        "systems: [{name: lan, sources: [10.0.0.0/8], data_categories: [none]}]\n"
+        f"sources: [{{collector: squid, paths: ['{logs}/access.log*']}}]\n",
+        encoding="utf-8",
+    )
+    db = tmp_path / "x.db"
+    with gzip.open(logs / "access.log.2.gz", "wt", encoding="utf-8") as fh:
+        fh.write(lines(0, 10))
+    (logs / "access.log.1").write_text(lines(10, 10), encoding="utf-8")
+    (logs / "access.log").write_text(lines(20, 10), encoding="utf-8")
+    old = time.time() - 7200
+    os.utime(logs / "access.log.2.gz", (old, old))
+    os.utime(logs / "access.log.1", (old + 3600, old + 3600))
+    assert run(["-c", str(cfg), "run", "--once"]) == 0
+    assert totals(db) == (30, 30)  # backfilled: both generations and the live file
+    # logrotate shifts them all: .1 -> .2 (compressed), live -> .1, a new live file
+    (logs / "access.log.2.gz").unlink()
+    with gzip.open(logs / "access.log.2.gz", "wt", encoding="utf-8") as fh:
+        fh.write((logs / "access.log.1").read_text(encoding="utf-8"))
+    os.rename(logs / "access.log", logs / "access.log.1")
+    (logs / "access.log").write_text(lines(30, 5), encoding="utf-8")
+    assert run(["-c", str(cfg), "run", "--once"]) == 0
+    assert totals(db) == (35, 35)
+    capsys.readouterr()
+    assert run(["-c", str(cfg), "stats", "--format", "json"]) == 0
+    import json
+
+    (row,) = json.loads(capsys.readouterr().out)["rows"]  # one source: the live file
+    assert row["source"].endswith("/access.log")

@@ -72,7 +72,9 @@ def ev(
 
 
 def cp(offset: int, line: int) -> Checkpoint:
-    return Checkpoint("squid:/var/log/a.log", "/var/log/a.log", 1, 42, offset, line, "f" * 64)
+    done = ("e" * 64, "d" * 64)  # generations read to their end: kept with the checkpoint
+    mtime_ns = 1_796_000_000 * 10**9
+    return Checkpoint("squid:/var/log/a.log", "/var/log/a.log", 1, 42, offset, line, "f" * 64, mtime_ns, done)
 
 
 def rec(
@@ -123,6 +125,16 @@ def test_batch_is_one_transaction_with_checkpoint_and_alerts(store: sessionmaker
     assert load_checkpoint(store, "squid:/var/log/a.log") == cp(1000, 11)
     rep = verify_chain(store())
     assert rep.ok and rep.batches == 1 and rep.head_hash == res.hash
+
+
+def test_checkpoint_without_mtime_loads_with_its_commit_time(store: sessionmaker[Session]) -> None:
+    """A checkpoint written before migration 0004 has no mtime: its commit time stands in."""
+    old = Checkpoint("squid:/var/log/a.log", "/var/log/a.log", 1, 42, 10, 2, "f" * 64)
+    before = dt.datetime.now(dt.UTC).timestamp() * 1e9
+    commit_batch(store, rec([ev()], old, None))
+    got = load_checkpoint(store, old.source)
+    assert got is not None and got.mtime_ns is not None and got.done == ()
+    assert before - 1e9 <= got.mtime_ns <= dt.datetime.now(dt.UTC).timestamp() * 1e9 + 1e9
 
 
 def test_alerts_are_deduplicated_across_batches(store: sessionmaker[Session]) -> None:

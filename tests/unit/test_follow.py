@@ -10,32 +10,7 @@ import pytest
 from monitor.collect.follow import read_batches
 from monitor.collect.squid import SquidCollector
 from monitor.errors import InputError, UsageError
-from monitor.records import Checkpoint, ObservationBatch
-
-
-def line(i: int, host: str = "example.com") -> bytes:
-    return (
-        f"{1700000000 + i}.{i % 1000:03d}    {i % 90:3d} 10.0.0.{i % 250} TCP_MISS/200 {100 + i} "
-        f"GET http://h{i}.{host}/p - HIER_DIRECT/192.0.2.{i % 250} text/html\n"
-    ).encode()
-
-
-def write(path: Path, data: bytes, mode: str = "wb") -> None:
-    with open(path, mode) as fh:
-        fh.write(data)
-
-
-def read_all(path: Path, cp: Checkpoint | None, **kw: object) -> tuple[list[ObservationBatch], Checkpoint | None]:
-    batches = list(read_batches(SquidCollector(), path, cp, **kw))  # type: ignore[arg-type]
-    return batches, (batches[-1].checkpoint if batches else cp)
-
-
-def hosts(batches: list[ObservationBatch]) -> list[str]:
-    return [h for b in batches for h in b.frame["dest_host"]]
-
-
-def lines_of(batches: list[ObservationBatch]) -> list[int]:
-    return [n for b in batches for n in b.frame["line"]]
+from tests.support.logfiles import hosts, line, lines_of, read_all, write
 
 
 def test_first_read_and_checkpoint(tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
 from pathlib import Path
@@ -13,40 +12,9 @@ from monitor.collect.follow import FINGERPRINT_BYTES, read_batches
 from monitor.collect.squid import SquidCollector
 from monitor.errors import InputError
 from monitor.records import Checkpoint, ObservationBatch
-
-
-def line(i: int, host: str = "example.com") -> bytes:
-    return (
-        f"{1700000000 + i}.{i % 1000:03d}    {i % 90:3d} 10.0.0.{i % 250} TCP_MISS/200 {100 + i} "
-        f"GET http://h{i}.{host}/p - HIER_DIRECT/192.0.2.{i % 250} text/html\n"
-    ).encode()
-
-
-def write(path: Path, data: bytes, mode: str = "wb") -> None:
-    with open(path, mode) as fh:
-        fh.write(data)
-
-
-def read_all(path: Path, cp: Checkpoint | None, **kw: int) -> tuple[list[ObservationBatch], Checkpoint | None]:
-    batches = list(read_batches(SquidCollector(), path, cp, **kw))
-    return batches, (batches[-1].checkpoint if batches else cp)
-
-
-def hosts(batches: list[ObservationBatch]) -> list[str]:
-    return [h for b in batches for h in b.frame["dest_host"]]
-
-
-def lines_of(batches: list[ObservationBatch]) -> list[int]:
-    return [n for b in batches for n in b.frame["line"]]
-
+from tests.support.logfiles import gz, hosts, line, lines_of, read_all, write
 
 DATA = b"".join(line(i) for i in range(1, 200))
-
-
-def gz(path: Path, data: bytes, *, mtime: int = 0) -> Path:
-    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=mtime) as out:
-        out.write(data)
-    return path
 
 
 def rows(batches: list[ObservationBatch]) -> list[tuple[object, ...]]:
@@ -69,9 +37,11 @@ def test_gz_reads_the_same_rows_as_the_plain_file(tmp_path: Path) -> None:
     assert sum(b.lines_read for b in got) == 199
     st = os.stat(packed)
     assert cp is not None
-    # offsets and lines count the decompressed stream; the fingerprint is the compressed head's
+    # offsets, lines and the fingerprint all count the decompressed stream (the plain file's bytes),
+    # so a generation is recognised by content whether it was compressed or not
     assert (cp.device, cp.inode, cp.offset, cp.line) == (st.st_dev, st.st_ino, len(DATA), 200)
-    assert cp.fingerprint == hashlib.sha256(packed.read_bytes()[:FINGERPRINT_BYTES]).hexdigest()
+    assert cp.fingerprint == hashlib.sha256(DATA[:FINGERPRINT_BYTES]).hexdigest()
+    assert cp.fingerprint == read_all(plain, None)[1].fingerprint  # type: ignore[union-attr]
     assert cp.path == str(packed.absolute())
 
 
@@ -172,7 +142,8 @@ def test_rotated_then_compressed_file_is_read_to_its_end(tmp_path: Path) -> None
     _, cp = read_all(log, None)
     write(log, line(3) + line(4), "ab")  # written after our checkpoint, before rotation
     gz(tmp_path / "access.log.1.gz", log.read_bytes())
-    gz(tmp_path / "access.log.2.gz", line(50, "older.example"))
+    older = gz(tmp_path / "access.log.2.gz", line(50, "older.example"))
+    os.utime(older, ns=(cp.mtime_ns - 10**9, cp.mtime_ns - 10**9))  # rotated before our checkpoint  # type: ignore[operator]
     os.unlink(log)
     write(log, line(10, "new.example"))
     batches, cp2 = read_all(log, cp)
