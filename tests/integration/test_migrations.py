@@ -21,3 +21,10 @@ def test_head_schema_matches_models(db_url: str) -> None:
         assert upgrade(engine) == (after, after)
     finally:
         engine.dispose()
+
+
+def test_head_read_off_the_files_is_alembics_head() -> None:
+    """The start-up fast path (no Alembic import) must agree with Alembic about the head."""
+    from monitor.store.session import _head_from_files, head_revision
+
+    assert _head_from_files() == head_revision()
