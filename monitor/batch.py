@@ -83,6 +83,9 @@ def process_batch(rt: Runtime, batch: ObservationBatch) -> tuple[list[dict[str, 
     span = dt.timedelta(minutes=minutes)
     groups = agg.to_pylist()
     volumes = _day_volumes(rt, groups, systems, dests)
+    # by identity (hashing a Verdict walks all its steps); each entry keeps its objects alive, so
+    # no id is reused while the batch is processed
+    shared: dict[tuple[int, int, int], tuple[dict[str, Any], object]] = {}
     for n, r in enumerate(groups):
         system, dest = systems[r["sys"]], dests[r["dest"]]
         if r["pii"]:
@@ -90,7 +93,10 @@ def process_batch(rt: Runtime, batch: ObservationBatch) -> tuple[list[dict[str, 
             system = replace(system, data_categories=(*system.data_categories, URL_PERSONAL))
         wstart: dt.datetime = r["window"]
         v = rt.verdict(system, dest, wstart.date(), volumes.get(n))
-        row = _evidence_row(batch, rt, system, dest, v, r, wstart, span)
+        key = (id(system), id(dest), id(v))
+        if key not in shared:
+            shared[key] = (_facts(batch, system, dest, v), (system, dest, v))
+        row = _evidence_row(batch, shared[key][0], r, wstart, span)
         evidence.append(row)
         if v.outcome is Outcome.UNAUTHORIZED and row["egress_requests"] > 0:
             _add_alert(alerts, row, v)
@@ -150,20 +156,10 @@ def _day_volumes(
     return out
 
 
-def _evidence_row(
-    batch: ObservationBatch,
-    rt: Runtime,
-    system: System,
-    dest: Destination,
-    v: Verdict,
-    r: dict[str, Any],
-    wstart: dt.datetime,
-    span: dt.timedelta,
-) -> dict[str, Any]:
-    origins = sorted({f"{batch.source}:{r['line_min']}", f"{batch.source}:{r['line_max']}"})
+def _facts(batch: ObservationBatch, system: System, dest: Destination, v: Verdict) -> dict[str, Any]:
+    """The columns of an evidence row that only depend on who, where and the verdict: built once per
+    (system, destination, verdict) in a batch, not once per window (the same objects in every row)."""
     return {
-        "window_start": wstart,
-        "window_end": wstart + span,
         "collector": batch.collector,
         "system": system.name,
         "data_categories": ",".join(sorted(system.data_categories)),
@@ -192,6 +188,17 @@ def _evidence_row(
         "vendor": v.vendor,
         "mmdb_build": dest.mmdb_build,
         "catalog_version": dest.catalog_version,
+    }
+
+
+def _evidence_row(
+    batch: ObservationBatch, facts: dict[str, Any], r: dict[str, Any], wstart: dt.datetime, span: dt.timedelta
+) -> dict[str, Any]:
+    origins = sorted({f"{batch.source}:{r['line_min']}", f"{batch.source}:{r['line_max']}"})
+    return {
+        **facts,
+        "window_start": wstart,
+        "window_end": wstart + span,
         "requests": r["weight_sum"],
         "egress_requests": r["egress_w_sum"],
         "bytes_out": r["bytes_out_sum"],

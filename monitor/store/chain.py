@@ -37,10 +37,33 @@ def row_hash(values: dict[str, Any], fields: list[str]) -> str:
 
     Leaving NULLs out keeps old rows verifiable when a migration adds a nullable column, while
     setting any value to NULL (or from NULL) still changes the hash.
+
+    The text is exactly `json.dumps({f: _canon(v)}, sort_keys=True, separators=(",", ":"),
+    default=str)` (every stored row was hashed so; tests/unit/test_chain_hash.py holds the two to
+    each other), written field by field: the common values (text, whole numbers, datetimes) are
+    encoded directly, anything else through json.dumps. Several times faster than building the
+    dict and dumping it, and the evidence rows of every batch pass through here.
     """
-    doc = {f: _canon(v) for f in fields if (v := values.get(f)) is not None}
-    text = json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
+    keys = _KEYS.get(id(fields))
+    if keys is None or keys[0] is not fields:
+        keys = _KEYS[id(fields)] = (fields, [(f, _encode_str(f) + ":") for f in sorted(fields)])
+    parts = [k + _fragment(v) for f, k in keys[1] if (v := values.get(f)) is not None]
+    return hashlib.sha256(("{" + ",".join(parts) + "}").encode()).hexdigest()
+
+
+_encode_str: Any = json.encoder.encode_basestring_ascii
+_KEYS: dict[int, tuple[list[str], list[tuple[str, str]]]] = {}
+
+
+def _fragment(v: Any) -> str:
+    t = type(v)
+    if t is str:
+        return _encode_str(v)  # type: ignore[no-any-return]
+    if t is int:
+        return int.__repr__(v)
+    if t is dt.datetime:
+        return _encode_str(_canon(v))  # type: ignore[no-any-return]
+    return json.dumps(_canon(v), sort_keys=True, separators=(",", ":"), default=str)
 
 
 def batch_digest(row_hashes: list[str]) -> str:

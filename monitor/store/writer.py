@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Connection, Table, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -135,12 +135,11 @@ def commit_batch(factory: sessionmaker[Session], rec: BatchRecord) -> CommitResu
             batch.hash = link_hash(batch.prev_hash, batch.digest, batch_header(batch))
             session.add(batch)
             session.flush()
-            # Core executemany: the ORM bulk path would emit one INSERT per row here
             conn = session.connection()
             if ev_rows:
-                conn.execute(insert(cast(Table, Evidence.__table__)), ev_rows)
+                _insert_many(conn, cast(Table, Evidence.__table__), ev_rows)
             if q_rows:
-                conn.execute(insert(cast(Table, Quarantine.__table__)), q_rows)
+                _insert_many(conn, cast(Table, Quarantine.__table__), q_rows)
             if rec.checkpoint is not None:
                 _save_checkpoint(session, rec.checkpoint, now)
             new_alerts = _insert_new_alerts(
@@ -150,6 +149,38 @@ def commit_batch(factory: sessionmaker[Session], rec: BatchRecord) -> CommitResu
     except SQLAlchemyError as exc:
         raise StoreError(f"could not commit batch from {rec.source}: {exc}") from exc
     return CommitResult(seq, batch.hash, len(ev_rows), len(q_rows), new_alerts)
+
+
+_PLANS: dict[tuple[str, str], tuple[str, list[str], list[tuple[int, Any]], bool]] = {}
+
+
+def _insert_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """One executemany straight to the driver, values converted by the columns' own bind processors.
+
+    The same INSERT SQLAlchemy would send, without its per-row parameter building, which cost
+    about as much as the insert itself for a batch's thousands of 45-column evidence rows (the
+    ORM bulk path is slower still: one INSERT per row here).
+    """
+    dialect = conn.dialect
+    plan = _PLANS.get((dialect.name, table.name))
+    if plan is None:
+        keys = [c.name for c in table.columns if not (c.primary_key and c.autoincrement is True)]
+        compiled = insert(table).compile(dialect=dialect, column_keys=keys)
+        positional = bool(compiled.positional)
+        if positional:  # the driver takes values in the statement's order
+            keys = list(compiled.positiontup or keys)
+        procs = [
+            (i, p) for i, k in enumerate(keys) if (p := table.c[k].type.dialect_impl(dialect).bind_processor(dialect))
+        ]
+        plan = _PLANS[(dialect.name, table.name)] = (str(compiled), keys, procs, positional)
+    sql, keys, procs, positional = plan
+    params: list[Any] = []
+    for r in rows:
+        vals = list(map(r.get, keys))
+        for i, p in procs:
+            vals[i] = p(vals[i])
+        params.append(tuple(vals) if positional else dict(zip(keys, vals, strict=True)))
+    conn.exec_driver_sql(sql, params)
 
 
 def _save_checkpoint(session: Session, cp: Checkpoint, now: dt.datetime) -> None:
