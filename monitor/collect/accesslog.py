@@ -11,14 +11,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from monitor.collect.arrowtext import ChunkLines, authority, per_unique, scheme, split
 from monitor.collect.base import LineCollector, Parsed
 from monitor.collect.logformat import NAMED, STR, TIME_VARS, LogFormat, explain, match_lines
 from monitor.collect.pii import pii_kinds
-
-# Line splitting, UTF-8 checking and URL authority parsing are Squid's, reused as they are.
-from monitor.collect.squid import _authority, _decode_lines, _line_bounds, _per_unique, _scheme, _split
 from monitor.errors import UsageError
-from monitor.records import COLUMNS, Quarantined, empty_frame, frame_from_table
+from monitor.records import COLUMNS, empty_frame, frame_from_table
 
 # Without a log_format, each line is read as the first of these it fits (tried in this order):
 # combined, combined + "$http_x_forwarded_for" (nginx's stock `main`), common. `$_client` is
@@ -82,52 +80,38 @@ class AccessLogCollector(LineCollector):
         self.formats = tuple(LogFormat(s, WANTED) for s in specs)
 
     def parse_chunk(self, chunk: bytes, *, source: str, first_line: int, base_offset: int) -> Parsed:
-        starts, ends = _line_bounds(chunk)
-        n = len(starts)
-        if n == 0:
+        lines = ChunkLines(chunk, source, first_line, base_offset)
+        if lines.n == 0:
             return Parsed(frame=empty_frame())
-        quarantined: dict[int, Quarantined] = {}
-
-        def quarantine(i: int, reason: str, field: str | None) -> None:
-            s, e = int(starts[i]), int(ends[i])
-            quarantined[i] = Quarantined(source, first_line + i, base_offset + s, reason, chunk[s:e], field)
-
-        text, bad_utf8 = _decode_lines(chunk, starts, ends)
-        for i in bad_utf8:
-            quarantine(i, "invalid UTF-8", None)
-        text = pc.utf8_rtrim_whitespace(text)
+        # Unlike ChunkLines.trimmed, leading space stays (the format's regex judges it) and a
+        # line of Unicode white space is blank too.
+        text = pc.utf8_rtrim_whitespace(lines.text)
         blank = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(text), ""), False).to_numpy(zero_copy_only=False)
         text = pc.if_else(pa.array(blank), _NULL, text)  # blank lines are no candidates
         idx, values = match_lines(self.formats, text)
-        unmatched = np.ones(n, dtype=bool)
+        unmatched = np.ones(lines.n, dtype=bool)
         unmatched[idx] = False
         unmatched &= ~blank
         for i in np.flatnonzero(unmatched).tolist():
-            if i not in quarantined:
+            if i not in lines.quarantined:
                 field, reason = explain(self.formats, str(text[i].as_py()))
-                quarantine(i, reason, field)
+                lines.quarantine(i, reason, field)
 
         rows = _Rows(len(idx))
         if len(idx):
             _map(rows, values)
         for j, field, reason in rows.rejects():
-            quarantine(int(idx[j]), reason, field)
+            lines.quarantine(int(idx[j]), reason, field)
         good = idx[rows.ok]
         frame = empty_frame()
         if len(good):
             cols = rows.columns() | {
                 "collector": pa.repeat(pa.scalar(self.name), len(good)),
                 "sample_rate": pa.repeat(pa.scalar(1, pa.int32()), len(good)),
-                "line": pa.array(good + first_line, pa.int64()),
-                "offset": pa.array(starts[good] + base_offset, pa.int64()),
+                **lines.origin(good),
             }
             frame = frame_from_table(pa.table({k: cols[k] for k in COLUMNS}))
-        return Parsed(
-            frame=frame,
-            quarantined=[quarantined[i] for i in sorted(quarantined)],
-            lines_read=n,
-            blank_lines=int(np.count_nonzero(blank)),
-        )
+        return lines.result(frame, blank_lines=int(np.count_nonzero(blank)))
 
 
 class NginxCollector(AccessLogCollector):
@@ -175,7 +159,7 @@ def _map(r: _Rows, v: dict[str, pa.Array]) -> None:
 
     _time(r, v)
     client = pc.coalesce(get("_client"), get("remote_addr"))
-    cl = _per_unique(client, _client)
+    cl = per_unique(client, _client)
     r.check(
         "remote_addr",
         pc.or_kleene(cl["ok"], pc.is_null(client)),
@@ -208,7 +192,7 @@ def _time(r: _Rows, v: dict[str, pa.Array]) -> None:
         if name not in v:
             continue
         raw = v[name]
-        got = _per_unique(raw, parsers[name])["ts"]
+        got = per_unique(raw, parsers[name])["ts"]
         r.check(name, pc.or_(pc.is_valid(got), pc.is_null(raw)), _bad_time(name, raw))
         ts = got if ts is None else pc.coalesce(ts, got)
     # LogFormat refuses a format without a time variable, so ts is set unless the chunk was empty
@@ -266,7 +250,7 @@ def _client(values: pa.Array) -> dict[str, pa.Array]:
 
 def _request(req: pa.Array) -> tuple[pa.Array, pa.Array]:
     """Method and target of "METHOD target [PROTO]"; both null for "" or junk (a TLS hello on port 80)."""
-    method, rest = _split(req, " ", 1)
+    method, rest = split(req, " ", 1)
     padded = pc.binary_join_element_wise(pa.scalar(" ", STR), rest, pa.scalar("", STR))
     pre_last = pc.split_pattern(padded, " ", max_splits=1, reverse=True)
     pre, last = pc.list_element(pre_last, 0), pc.list_element(pre_last, 1)
@@ -279,25 +263,25 @@ def _request(req: pa.Array) -> tuple[pa.Array, pa.Array]:
 def _destination(r: _Rows, method: pa.Array, target: pa.Array, upstream: pa.Array, host: pa.Array) -> None:
     """Forward proxy: the URI's host (CONNECT's host:port); reverse proxy: the upstream; else none."""
     connect = pc.fill_null(pc.equal(method, "CONNECT"), False)
-    head, slash, uri_authority, _ = _split(pc.coalesce(target, ""), "/", 3)
-    sch = _per_unique(head, _scheme)
+    head, slash, uri_authority, _ = split(pc.coalesce(target, ""), "/", 3)
+    sch = per_unique(head, scheme)
     is_uri = pc.fill_null(pc.and_(sch["ok"], pc.equal(slash, "")), False)
-    authority = pc.if_else(is_uri, uri_authority, pc.if_else(connect, target, _NULL))
-    auth = _per_unique(authority, _authority)
+    host_port = pc.if_else(is_uri, uri_authority, pc.if_else(connect, target, _NULL))
+    auth = per_unique(host_port, authority)
     # CONNECT names host:port; without the port nothing could have been opened
     needs_port = pc.and_(connect, pc.invert(is_uri))
     has_port = pc.or_(pc.invert(needs_port), pc.is_valid(auth["port"]))
     forward = pc.fill_null(pc.and_(pc.and_(auth["ok"], auth["port_ok"]), has_port), False)
     uri_port = pc.coalesce(auth["port"], pc.if_else(is_uri, sch["default_port"], _NULL_I32))
 
-    up = _per_unique(upstream, _upstream)
+    up = per_unique(upstream, _upstream)
     up_ok = pc.is_valid(up["ip"])
     r.check(
         "upstream_addr",
         pc.invert(pc.fill_null(up["bad"], False)),
         lambda j: f"field 'upstream_addr': not an address: {upstream[j].as_py()!r}",
     )
-    vhost = _per_unique(host, _authority)
+    vhost = per_unique(host, authority)
     vhost_host = pc.if_else(pc.fill_null(vhost["ok"], False), vhost["host"], _NULL)
 
     r.cols["dest_host"] = pc.if_else(forward, auth["host"], pc.if_else(up_ok, vhost_host, _NULL))
@@ -306,8 +290,8 @@ def _destination(r: _Rows, method: pa.Array, target: pa.Array, upstream: pa.Arra
     # an upstream field that says "-" (or a unix socket) means the proxy connected nowhere
     went_nowhere = pc.and_(pc.is_valid(upstream), pc.invert(up_ok))
     r.cols["egress"] = pc.or_(pc.and_(forward, pc.invert(went_nowhere)), pc.and_(pc.invert(forward), up_ok))
-    scheme = pc.if_else(is_uri, sch["scheme"], pa.scalar("http", STR))
-    r.cols["protocol"] = pc.if_else(pc.and_(connect, forward), pa.scalar("tunnel", STR), scheme)
+    protocol = pc.if_else(is_uri, sch["scheme"], pa.scalar("http", STR))
+    r.cols["protocol"] = pc.if_else(pc.and_(connect, forward), pa.scalar("tunnel", STR), protocol)
     # a CONNECT target is host:port only; paths and query strings are where personal data leaks
     r.cols["pii"] = pii_kinds(pc.if_else(connect, "", pc.coalesce(target, "")))
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -11,13 +11,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
+from monitor.collect.arrowtext import elements, endpoint, per_unique, rsplit1, split_n, tokens_at_least
 from monitor.collect.base import LineCollector, Parsed
+from monitor.collect.chunkrows import YEARS, Checks, Reject, in_years, parse_lines
 from monitor.collect.pii import pii_kinds
-
-# The reference collector's Arrow helpers: zero-copy line views and work per distinct value.
-from monitor.collect.squid import _authority, _decode_lines, _line_bounds, _per_unique
 from monitor.errors import UsageError
-from monitor.records import COLUMNS, Quarantined, empty_frame, frame_from_table, is_ip
 
 # Envoy's default format (unchanged from v1.7 to the current docs):
 #   [%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" %RESPONSE_CODE%
@@ -67,13 +65,11 @@ _RE_EPOCH = r"^\d{1,11}(?:\.\d{1,9})?$"  # %START_TIME(%s.%3f)% and typed JSON n
 # overflow, no route, retry/connect limit, no cluster, DNS failure, local rate limit, external
 # authz denial, rate-limit service error, invalid header, fault-injected abort, failed local check.
 NO_UPSTREAM_FLAGS = ("UH", "UF", "UO", "NR", "URX", "NC", "DF", "RL", "UAEX", "RLSE", "IH", "FI", "LH")
-YEARS = (1970, 2200)  # a time outside is a corrupt field
 _STR = pa.large_string()
 _NULL = pa.scalar(None, _STR)
 _I32 = pa.int32()
 
 Raw = dict[str, pa.Array]  # our field name -> values as logged (large_string, "-" kept)
-Reject = tuple[int, str | None, str]  # (position, field, reason)
 Extracted = tuple[np.ndarray[Any, Any], Raw, list[Reject]]
 
 
@@ -152,57 +148,6 @@ class EnvoyCollector(LineCollector):
             ok = pa.array(np.flatnonzero(timed))
             pieces.append((where[timed], {k: v.take(ok) for k, v in raw.items()}))
         return (*_merge(pieces), rejects)
-
-
-def parse_lines(
-    name: str,
-    chunk: bytes,
-    source: str,
-    first_line: int,
-    base_offset: int,
-    rows: Callable[[pa.Array], tuple[np.ndarray[Any, Any], dict[str, pa.Array], list[Reject]]],
-) -> Parsed:
-    """The chunk handling every line collector shares; `rows` turns trimmed non-blank lines into columns.
-
-    `rows` returns the positions (into its input) of the lines that became rows, their columns
-    (any of BATCH_SCHEMA but the constant and provenance ones) and (position, field, reason) of
-    every line it rejected.
-    """
-    starts, ends = _line_bounds(chunk)
-    if len(starts) == 0:
-        return Parsed(frame=empty_frame())
-    quarantined: dict[int, Quarantined] = {}
-
-    def quarantine(i: int, reason: str, field: str | None) -> None:
-        s, e = int(starts[i]), int(ends[i])
-        quarantined[i] = Quarantined(source, first_line + i, base_offset + s, reason, chunk[s:e], field)
-
-    text, bad_utf8 = _decode_lines(chunk, starts, ends)
-    for i in bad_utf8:
-        quarantine(i, "invalid UTF-8", None)
-    text = pc.ascii_trim_whitespace(text)
-    length = pc.fill_null(pc.binary_length(text), -1).to_numpy(zero_copy_only=False)
-    cand = np.flatnonzero(length > 0)
-    idx, cols, rejects = rows(text.take(pa.array(cand)))
-    for j, field, reason in rejects:
-        quarantine(int(cand[j]), reason, field)
-    good = cand[idx]
-    n = len(good)
-    data = {
-        "collector": pa.repeat(pa.scalar(name), n),
-        "source_user": pa.nulls(n, _STR),
-        "bytes_out": pa.nulls(n, pa.int64()),
-        "sample_rate": pa.repeat(pa.scalar(1, _I32), n),
-        **cols,
-        "line": pa.array(good + first_line, pa.int64()),
-        "offset": pa.array(starts[good] + base_offset, pa.int64()),
-    }
-    return Parsed(
-        frame=frame_from_table(pa.table({k: data[k] for k in COLUMNS})),
-        quarantined=[quarantined[i] for i in sorted(quarantined)],
-        lines_read=len(starts),
-        blank_lines=int(np.count_nonzero(length == 0)),
-    )
 
 
 def _json_keys(option: Mapping[str, str] | str | None) -> dict[str, str]:
@@ -297,36 +242,6 @@ def _layout_fields(parts: pa.ListArray, layout: dict[str, Any]) -> tuple[Raw, np
     return raw, ok
 
 
-def tokens_at_least(arr: pa.Array, n: int) -> pa.Array:
-    """Whitespace-separated tokens, padded with "-" (unset) to at least n so any of the first n can be taken."""
-    padded = pc.binary_join_element_wise(pc.ascii_trim_whitespace(arr), _s(" -" * n), _s(""))
-    return pc.ascii_split_whitespace(padded)
-
-
-def rsplit1(arr: pa.Array, sep: str) -> tuple[pa.Array, pa.Array]:
-    """(before, after) the last `sep`; ("", value) when there is none. Null counts as ""."""
-    padded = pc.binary_join_element_wise(_s(sep), pc.fill_null(arr, _s("")), _s(""))
-    before, after = elements(pc.split_pattern(padded, sep, max_splits=1, reverse=True), [0, 1])
-    return pc.utf8_slice_codeunits(before, 1), after
-
-
-def split_n(arr: pa.Array, sep: str, n: int) -> list[pa.Array]:
-    """The n parts before the first n `sep`, then the rest ("" where missing). Null counts as ""."""
-    padded = pc.binary_join_element_wise(pc.fill_null(arr, _s("")), _s(sep * n), _s(""))
-    out = elements(pc.split_pattern(padded, sep, max_splits=n), range(n + 1))
-    if n == 1:  # the padding's one separator ends the rest
-        out[1] = pc.utf8_slice_codeunits(out[1], 0, -1)
-    return out
-
-
-def elements(lists: pa.Array, positions: Iterable[int]) -> list[pa.Array]:
-    """The items at `positions` of every list, which must all be that long (a take each: list_element is slower)."""
-    starts = np.asarray(lists.offsets)[:-1].astype(np.int64)
-    starts -= starts[0] if len(starts) else 0
-    flat = lists.flatten()
-    return [flat.take(pa.array(starts + k)) for k in positions]
-
-
 def _read_json(lines: pa.Array) -> tuple[list[tuple[np.ndarray[Any, Any], pa.Table]], list[Reject]]:
     """JSON lines parsed by Arrow; a block that fails is halved until each bad line stands alone.
 
@@ -383,26 +298,6 @@ def _json_column(table: pa.Table, key: str) -> tuple[pa.Array, np.ndarray[Any, A
     return pc.cast(col, _STR), plain
 
 
-class Checks:
-    """Validity tests in field order; a failing row is quarantined with the first test it failed."""
-
-    def __init__(self, n: int) -> None:
-        self.ok = np.ones(n, dtype=bool)
-        self._tests: list[tuple[str, np.ndarray[Any, Any], Callable[[int], str]]] = []
-
-    def add(self, field: str, ok: pa.Array, why: Callable[[int], str]) -> None:
-        mask = pc.fill_null(ok, False).to_numpy(zero_copy_only=False)
-        self._tests.append((field, mask, why))
-        self.ok &= mask
-
-    def rejects(self) -> list[Reject]:
-        out: list[Reject] = []
-        for j in np.flatnonzero(~self.ok).tolist():
-            field, _, why = next(t for t in self._tests if not t[1][j])
-            out.append((j, field, why(j)))
-        return out
-
-
 def _interpret(raw: Raw) -> tuple[dict[str, pa.Array], Checks]:
     """BATCH_SCHEMA columns from raw fields, checking every field that can be malformed."""
     checks = Checks(len(raw["start_time"]))
@@ -429,22 +324,22 @@ def _interpret(raw: Raw) -> tuple[dict[str, pa.Array], Checks]:
     cols["protocol"] = pc.if_else(connect, "tunnel", pc.if_else(tcp, "tcp", "http")).cast(_STR)
     cols["pii"] = pii_kinds(pc.if_else(connect, _NULL, val["path"]))
 
-    up = _per_unique(val["upstream_host"], endpoint)
+    up = per_unique(val["upstream_host"], endpoint)
     checks.add(
         "upstream_host", pc.or_kleene(pc.is_null(val["upstream_host"]), up["ok"]), why("upstream_host", "HOST:PORT")
     )
-    auth = _per_unique(val["authority"], endpoint)
+    auth = per_unique(val["authority"], endpoint)
     # TLS SNI names the destination of a TCP (passthrough) line; an HTTP line has its authority
     sni = pc.if_else(tcp, pc.utf8_lower(val["requested_server_name"]), _NULL)
     cols["dest_host"] = pc.coalesce(auth["name"], up["name"], sni)
     cols["dest_ip"] = up["ip"]
     # a port only beside the host it belongs to: an IP authority with no upstream names no destination
     cols["dest_port"] = pc.coalesce(up["port"], pc.if_else(pc.is_valid(auth["name"]), auth["port"], None))
-    xff = _per_unique(val["x_forwarded_for"], lambda v: {"ip": _address(pc.list_element(pc.split_pattern(v, ","), 0))})
-    remote = _per_unique(val["downstream_remote_address"], lambda v: {"ip": _address(v)})
+    xff = per_unique(val["x_forwarded_for"], lambda v: {"ip": _address(pc.list_element(pc.split_pattern(v, ","), 0))})
+    remote = per_unique(val["downstream_remote_address"], lambda v: {"ip": _address(v)})
     cols["source_ip"] = pc.coalesce(xff["ip"], remote["ip"])
 
-    no_upstream = pc.fill_null(_per_unique(val["response_flags"], _no_upstream)["hit"], False)
+    no_upstream = pc.fill_null(per_unique(val["response_flags"], _no_upstream)["hit"], False)
     picked_none = pc.fill_null(pc.equal(raw["upstream_host"], "-"), False)  # direct response, redirect, no route
     via_upstream = pc.fill_null(pc.equal(val["response_code_details"], "via_upstream"), False)  # Istio says so
     cols["egress"] = pc.or_(via_upstream, pc.invert(pc.or_(no_upstream, picked_none)))
@@ -458,19 +353,12 @@ def _timestamps(values: pa.Array) -> pa.Array:
     secs = pc.strptime(pc.if_else(iso, main, _NULL), format="%Y-%m-%dT%H:%M:%S", unit="s", error_is_null=True)
     # strptime rolls 30 February over into March: a day that changed is a bad date
     same_day = pc.equal(pc.day(secs), pc.cast(pc.if_else(iso, pc.utf8_slice_codeunits(main, 8, 10), "0"), pa.int64()))
-    suffix = _per_unique(pc.utf8_slice_codeunits(values, 19, 64), _fraction_zone)["micros"]
+    suffix = per_unique(pc.utf8_slice_codeunits(values, 19, 64), _fraction_zone)["micros"]
     micros = pc.add(pc.multiply(pc.cast(secs, pa.int64()), 1_000_000), suffix)
     micros = pc.if_else(pc.fill_null(same_day, False), micros, None)
     epoch = pc.fill_null(pc.match_substring_regex(values, _RE_EPOCH), False)
     as_epoch = pc.cast(pc.round(pc.multiply(pc.cast(pc.if_else(epoch, values, "0"), pa.float64()), 1e6)), pa.int64())
     return in_years(pc.if_else(iso, micros, pc.if_else(epoch, as_epoch, None)))
-
-
-def in_years(micros: pa.Array) -> pa.Array:
-    """Epoch microseconds as UTC timestamps, null outside YEARS."""
-    lo, hi = ((np.datetime64(f"{y}-01-01", "us") - np.datetime64(0, "us")).astype(np.int64).item() for y in YEARS)
-    inside = pc.and_(pc.greater_equal(micros, lo), pc.less(micros, hi))
-    return pc.cast(pc.if_else(inside, micros, None), pa.timestamp("us", tz="UTC"))
 
 
 def _fraction_zone(values: pa.Array) -> dict[str, pa.Array]:
@@ -483,17 +371,6 @@ def _fraction_zone(values: pa.Array) -> dict[str, pa.Array]:
     offset = pc.multiply(pc.add(pc.multiply(hh, 3600), pc.multiply(mm, 60)), 1_000_000)
     micros = pc.if_else(pc.equal(g["sign"], "+"), pc.subtract(micros, offset), pc.add(micros, offset))
     return {"micros": pc.if_else(pc.is_valid(m), micros, None)}
-
-
-def endpoint(values: pa.Array) -> dict[str, pa.Array]:
-    """host[:port] or scheme://host:port (UPSTREAM_HOST's tcp://): a name or an IP, and the port."""
-    a = _authority(pc.replace_substring_regex(values, r"^[A-Za-z][A-Za-z0-9+.\-]*://", ""))
-    plausible = pc.match_substring_regex(a["host"], r"^[a-z0-9._\-:%~]+$")  # no spaces, quotes, slashes
-    ok = pc.fill_null(pc.and_(pc.and_(a["ok"], plausible), pc.fill_null(a["port_ok"], True)), False)
-    host = pc.if_else(ok, a["host"], _NULL)
-    ip = pc.fill_null(pc.is_in(host, pa.array([h for h in host.to_pylist() if h and is_ip(h)], _STR)), False)
-    port = pc.if_else(ok, a["port"], pa.scalar(None, _I32))
-    return {"ok": ok, "name": pc.if_else(ip, _NULL, host), "ip": pc.if_else(ip, host, _NULL), "port": port}
 
 
 def _address(values: pa.Array) -> pa.Array:

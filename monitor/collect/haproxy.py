@@ -10,12 +10,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from monitor.collect.arrowtext import elements, endpoint, per_unique, rsplit1, split_n
 from monitor.collect.base import LineCollector, Parsed
-
-# Shared with the Envoy collector: chunk handling, field checks and Arrow string helpers.
-from monitor.collect.envoy import Checks, Reject, elements, endpoint, in_years, parse_lines, rsplit1, split_n
+from monitor.collect.chunkrows import Checks, Reject, in_years, parse_lines
 from monitor.collect.pii import pii_kinds
-from monitor.collect.squid import _per_unique
 from monitor.errors import UsageError
 from monitor.records import is_ip
 
@@ -119,7 +117,7 @@ class HaproxyCollector(LineCollector):
             return lambda j: f"field '{field}': expected {expected}, got {raw[field][j].as_py()!r}"
 
         client_ip, client_port = rsplit1(raw["client"], ":")
-        known = _per_unique(client_ip, lambda v: {"ok": _is_ip_or_unix(v)})["ok"]
+        known = per_unique(client_ip, lambda v: {"ok": _is_ip_or_unix(v)})["ok"]
         checks.add("client", pc.and_(known, pc.match_substring_regex(client_port, r"^\d{1,5}$")),
                    why("client", "CLIENT_IP:PORT"))  # fmt: skip
         cols: dict[str, pa.Array] = {"source_ip": client_ip, "ts": self._timestamps(raw["date"])}
@@ -149,12 +147,12 @@ class HaproxyCollector(LineCollector):
         cols["method"] = pc.if_else(is_http, method, _NULL)
         connect = pc.fill_null(pc.equal(method, "CONNECT"), False)
         scheme_part, slash, uri_authority, _ = split_n(target, "/", 3)
-        scheme = _per_unique(scheme_part, _scheme)
+        scheme = per_unique(scheme_part, _scheme)
         is_uri = pc.and_(pc.fill_null(scheme["ok"], False), pc.equal(slash, ""))
-        dest = _per_unique(pc.if_else(is_uri, uri_authority, pc.if_else(connect, target, _NULL)), endpoint)
+        dest = per_unique(pc.if_else(is_uri, uri_authority, pc.if_else(connect, target, _NULL)), endpoint)
         host = self._captured_host(raw["captures"])
         server_name = split_n(raw["route"], "/", 1)[1]
-        server = _per_unique(server_name, endpoint)
+        server = per_unique(server_name, endpoint)
         pseudo = pc.fill_null(pc.starts_with(server_name, "<"), False)  # <NOSRV>, <STATS>, <CACHE>
 
         # An absolute URI or CONNECT in HTTP/1 is a forward-proxy request: its host is where the
@@ -181,7 +179,7 @@ class HaproxyCollector(LineCollector):
         """UTC from [06/Feb/2009:12:14:14.655] in the configured zone (HAProxy logs local time)."""
         shaped = pc.fill_null(pc.match_substring_regex(values, _RE_DATE), False)
         # the day repeats on every line of a log: parse it once per value, the time by arithmetic
-        days = _per_unique(pc.utf8_slice_codeunits(values, 1, 12), _day)["days"]
+        days = per_unique(pc.utf8_slice_codeunits(values, 1, 12), _day)["days"]
         hms = [
             pc.cast(pc.if_else(shaped, pc.utf8_slice_codeunits(values, a, a + 2), "0"), pa.int64())
             for a in (13, 16, 19)
@@ -189,7 +187,7 @@ class HaproxyCollector(LineCollector):
         secs = pc.add(
             pc.multiply(days, 86400), pc.add(pc.add(pc.multiply(hms[0], 3600), pc.multiply(hms[1], 60)), hms[2])
         )
-        frac = _per_unique(pc.utf8_slice_codeunits(values, 21, -1), _millis)["micros"]
+        frac = per_unique(pc.utf8_slice_codeunits(values, 21, -1), _millis)["micros"]
         micros = pc.if_else(shaped, pc.add(pc.multiply(secs, 1_000_000), frac), None)
         local = pc.cast(micros, pa.timestamp("us"))
         if self.timezone != "UTC":
@@ -203,7 +201,7 @@ class HaproxyCollector(LineCollector):
         k = self.host_capture_index
         padded = pc.binary_join_element_wise(pc.fill_null(captures, _s("")), _s("|" * (k + 1)), _s(""))
         (value,) = elements(pc.split_pattern(padded, "|", max_splits=k + 1), [k])
-        return _per_unique(pc.if_else(pc.equal(value, ""), _NULL, value), endpoint)
+        return per_unique(pc.if_else(pc.equal(value, ""), _NULL, value), endpoint)
 
 
 def _fields(lines: pa.Array, names: tuple[str, ...]) -> tuple[np.ndarray[Any, Any], dict[str, pa.Array]]:

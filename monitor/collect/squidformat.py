@@ -5,16 +5,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from monitor.collect.arrowtext import STR, Quarantine, per_unique
+from monitor.collect.squidrows import RE_CACHE_PEER, Rows, dash_null, hierarchy, parse_target
 from monitor.errors import UsageError
-
-if TYPE_CHECKING:
-    from monitor.collect.squid import _Rows
 
 # squid.conf's built-in formats. `squid` is read by the native fast path, never compiled.
 BUILTIN: dict[str, str] = {
@@ -261,14 +260,10 @@ def _strftime(tok: Token) -> tuple[str, str]:
     return regex, arrow
 
 
-Quarantine = Callable[[int, str, str | None], None]
-
-
 def parse_rows(
     fmt: LogFormat, text: pa.Array, nonblank: np.ndarray[Any, Any], quarantine: Quarantine
-) -> tuple[np.ndarray[Any, Any], _Rows]:
-    """(indices of matched lines, their _Rows): lines that do not match the definition are quarantined."""
-    from monitor.collect import squid as sq  # squid.py imports this module: import at call time
+) -> tuple[np.ndarray[Any, Any], Rows]:
+    """(indices of matched lines, their Rows): lines that do not match the definition are quarantined."""
 
     m = pc.extract_regex(text.take(pa.array(nonblank, pa.int64())), fmt.regex)
     ok = pc.is_valid(m).to_numpy(zero_copy_only=False)
@@ -277,20 +272,20 @@ def parse_rows(
     cand = nonblank[ok]
     m = m.filter(pa.array(ok))
     n = len(cand)
-    r = sq._Rows(n)
+    r = Rows(n)
 
     def get(*roles: str) -> pa.Array | None:
         return next((v for v in (fmt.get(m, role) for role in roles) if v is not None), None)
 
     def dash(*roles: str) -> pa.Array:
         v = get(*roles)
-        return sq._dash_null(v) if v is not None else pa.nulls(n, sq._STR)
+        return dash_null(v) if v is not None else pa.nulls(n, STR)
 
-    dashes = pa.repeat(pa.scalar("-", sq._STR), n)
+    dashes = pa.repeat(pa.scalar("-", STR), n)
     _time(fmt, r, get, n)
     r.cols["source_ip"] = dash("client", "client_name")
-    users = [sq._dash_null(v) for v in (fmt.get(m, k) for k in ("user", "login", "ext_user", "ident")) if v is not None]
-    r.cols["source_user"] = pc.coalesce(*users) if users else pa.nulls(n, sq._STR)
+    users = [dash_null(v) for v in (fmt.get(m, k) for k in ("user", "login", "ext_user", "ident")) if v is not None]
+    r.cols["source_user"] = pc.coalesce(*users) if users else pa.nulls(n, STR)
     _status(r, get("status", "server_status"), n)
     r.cols["bytes_in"] = _bytes(r, get("bytes_in"), "bytes", n)
     r.cols["bytes_out"] = _bytes(r, get("bytes_out"), "request size", n)
@@ -298,11 +293,11 @@ def parse_rows(
     hier, peer = get("hierarchy"), get("server_ip", "server_name")
     # without %Sh the peer is taken for the origin: nothing says it is a cache peer
     joined = pc.binary_join_element_wise(
-        hier if hier is not None else pa.scalar("HIER_DIRECT", sq._STR),
+        hier if hier is not None else pa.scalar("HIER_DIRECT", STR),
         peer if peer is not None else dashes,
-        pa.scalar("/", sq._STR),
+        pa.scalar("/", STR),
     )
-    hp = sq._per_unique(joined, sq._hierarchy)
+    hp = per_unique(joined, hierarchy)
     r.cols["dest_ip"] = hp["dest_ip"]
     squid_status = get("squid_status")
     if hier is not None:
@@ -314,18 +309,18 @@ def parse_rows(
 
     method = get("method", "client_method", "server_method")
     method = dashes if method is None else method
-    r.cols["method"] = sq._dash_null(method)
+    r.cols["method"] = dash_null(method)
     url = get("url", "client_url", "server_url")
     url = dashes if url is None else url
-    origin = pc.invert(pc.match_substring_regex(hier, sq._RE_CACHE_PEER)) if hier is not None else None
+    origin = pc.invert(pc.match_substring_regex(hier, RE_CACHE_PEER)) if hier is not None else None
     fallback = _fallback_authority(fmt, get, dash, origin, n)
-    scheme = pc.coalesce(pc.utf8_lower(dash("scheme")), pa.scalar("http", sq._STR))
+    scheme = pc.coalesce(pc.utf8_lower(dash("scheme")), pa.scalar("http", STR))
     pii_url = get("client_url", "url", "server_url")
-    sq._parse_target(r, method, url, pii_url=pii_url, fallback=(fallback, scheme))
+    parse_target(r, method, url, pii_url=pii_url, fallback=(fallback, scheme))
     return cand, r
 
 
-def _time(fmt: LogFormat, r: _Rows, get: Callable[..., pa.Array | None], n: int) -> None:
+def _time(fmt: LogFormat, r: Rows, get: Callable[..., pa.Array | None], n: int) -> None:
     ts, tu = get("ts"), get("tu")
     if ts is not None:
         ok = pc.match_substring_regex(ts, r"^\d{1,12}$")
@@ -365,7 +360,7 @@ def _need(value: pa.Array | None) -> pa.Array:
     return value
 
 
-def _status(r: _Rows, status: pa.Array | None, n: int) -> None:
+def _status(r: Rows, status: pa.Array | None, n: int) -> None:
     if status is None:  # the schema's "0 when none"
         r.cols["status"] = pa.repeat(pa.scalar(0, pa.int32()), n)
         return
@@ -375,7 +370,7 @@ def _status(r: _Rows, status: pa.Array | None, n: int) -> None:
     r.cols["status"] = pc.cast(pc.if_else(digits, status, "0"), pa.int32())
 
 
-def _bytes(r: _Rows, value: pa.Array | None, name: str, n: int) -> pa.Array:
+def _bytes(r: Rows, value: pa.Array | None, name: str, n: int) -> pa.Array:
     if value is None:
         return pa.nulls(n, pa.int64())
     ok = pc.match_substring_regex(value, r"^(?:\d{1,18}|-)$")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import re
 import zlib
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import BinaryIO, ClassVar
@@ -14,11 +13,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from monitor.collect import generic as g
+from monitor.collect.arrowtext import per_unique
 from monitor.collect.base import LineCollector, Parsed
-from monitor.collect.generic import Checks, Lines, Part, as_int, as_text, hostname, ip_ok, parse_ts, read_json
+from monitor.collect.generic import open_log, read_json
+from monitor.collect.genericlines import Checks, Lines, Part
+from monitor.collect.genericvalues import as_int, as_text, hostname, ip_ok, parse_ts
 from monitor.collect.pii import pii_kinds
-from monitor.collect.squid import _per_unique
+from monitor.collect.zeekdns import DnsNames
 from monitor.errors import UsageError
 
 # How a log line becomes a row (id.orig_h -> source_ip, id.resp_h -> dest_ip, id.resp_p -> dest_port):
@@ -64,7 +65,6 @@ SIGNS = (
 _SIGN_KEYS = [k for _, keys in SIGNS for k in keys]
 JSON_FIELDS = list(dict.fromkeys(["_path", *(f for fields in NEEDED.values() for f in fields), *_SIGN_KEYS]))
 NO_ANSWER = ("S0", "REJ", "RSTOS0", "SH", "OTH")
-DEFAULT_TTL = 300.0  # seconds an answer is trusted when the log has no TTLs
 RECOVER_BYTES = 64 << 20  # how far back a restart looks for the #fields header in force
 _PATH = re.compile(r"^(conn|ssl|http|dns)(?:[_\-.].*)?$")
 _ESC = re.compile(rb"\\x([0-9a-fA-F]{2})")
@@ -109,56 +109,11 @@ def _unescape(arr: pa.Array) -> pa.Array:
     has = pc.fill_null(pc.match_substring(arr, "\\x"), False)
     if not pc.any(has).as_py():
         return arr
+
     def fix(u: pa.Array) -> dict[str, pa.Array]:
         return {"v": pa.array([_unescape_one(v) for v in u.to_pylist()], pa.string())}
 
-    return pc.replace_with_mask(arr, has, _per_unique(arr.filter(has), fix)["v"])
-
-
-class DnsNames:
-    """Address -> (name, expiry in epoch us) from DNS answers; bounded, the most recently answered kept."""
-
-    def __init__(self, size: int, grace_s: float) -> None:
-        self.size, self.grace_us = size, int(grace_s * 1e6)
-        self._map: OrderedDict[str, tuple[str, int]] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._map)
-
-    def learn(self, ts: pa.Array, query: pa.Array, answers: pa.Array | None, ttls: pa.Array | None) -> None:
-        if not self.size or answers is None or not pa.types.is_list(answers.type) or not len(answers):
-            return
-        ip = as_text(pc.list_flatten(answers))
-        row = pc.list_parent_indices(answers)
-        ttl = pa.repeat(pa.scalar(DEFAULT_TTL), len(ip))
-        if ttls is not None and pa.types.is_list(ttls.type):
-            same = pc.equal(pc.fill_null(pc.list_value_length(ttls), 0), pc.fill_null(pc.list_value_length(answers), 0))
-            if pc.all(same).as_py():  # TTLs line up with answers one for one
-                t = as_text(pc.list_flatten(ttls))
-                num = pc.fill_null(pc.match_substring_regex(t, r"^\d{1,10}(?:\.\d*)?$"), False)
-                ttl = pc.coalesce(pc.cast(pc.if_else(num, t, None), pa.float64()), DEFAULT_TTL)
-        expiry = pc.add(pc.cast(pc.take(ts, row), pa.int64()), pc.cast(pc.multiply(ttl, 1e6), pa.int64()))
-        name = pc.take(hostname(query), row)
-        keep = pc.fill_null(pc.and_(ip_ok(ip), pc.is_valid(name)), False)
-        t = pa.table({"ip": ip, "name": name, "exp": expiry, "pos": pa.array(np.arange(len(ip)))}).filter(keep)
-        last = t.group_by("ip").aggregate([("pos", "max")])["pos_max"]  # the latest answer per address wins
-        t = t.filter(pc.is_in(t["pos"], last)).sort_by("pos")
-        for a, n, e in zip(t["ip"].to_pylist(), t["name"].to_pylist(), t["exp"].to_pylist(), strict=True):
-            self._map[a] = (n, e)
-            self._map.move_to_end(a)
-        while len(self._map) > self.size:
-            self._map.popitem(last=False)
-
-    def names(self, ips: pa.Array, ts: pa.Array) -> pa.Array:
-        """Per row: the name last answered for its address, if that answer is still fresh at `ts`."""
-        if not self._map or not len(ips):
-            return pa.nulls(len(ips), pa.string())
-        enc = pc.dictionary_encode(ips)
-        hits = [self._map.get(v) if v is not None else None for v in enc.dictionary.to_pylist()]
-        name = pc.take(pa.array([h[0] if h else None for h in hits], pa.string()), enc.indices)
-        exp = pc.take(pa.array([h[1] + self.grace_us if h else None for h in hits], pa.int64()), enc.indices)
-        fresh = pc.fill_null(pc.less_equal(pc.cast(ts, pa.int64()), exp), False)
-        return pc.if_else(fresh, name, _NULL)
+    return pc.replace_with_mask(arr, has, per_unique(arr.filter(has), fix)["v"])
 
 
 def _number(value: int | float | str, option: str, kind: type[int] | type[float]) -> int | float:
@@ -388,7 +343,7 @@ def _recover(source: str, offset: int) -> _Tsv | None:
     taken); a compressed one (offsets count decompressed bytes) is read forward up to `offset`.
     """
     try:
-        with g.open_log(source) as fh:
+        with open_log(source) as fh:
             if isinstance(fh, gzip.GzipFile):
                 block = _last_block(fh, 0, offset)
             else:
