@@ -37,6 +37,17 @@ def committed(db: Path) -> int:
         return 0
 
 
+def store_rows(db: Path) -> tuple[int, int]:
+    """(batches, evidence rows) committed: follow mode's commits are small, and each one writes a row
+    per (window, system, destination) it saw, so evidence grows with the commit rate too."""
+    con = sqlite3.connect(db, timeout=5)
+    try:
+        return (int(con.execute("select count(*) from batches").fetchone()[0]),
+                int(con.execute("select count(*) from evidence").fetchone()[0]))  # fmt: skip
+    finally:
+        con.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--rate", type=int, default=20_000, help="lines per second")
@@ -108,9 +119,12 @@ def main(argv: list[str] | None = None) -> int:
     p = lambda q: lags[min(len(lags) - 1, int(q * len(lags)))]  # noqa: E731
     res = {"rate": a.rate, "seconds": a.seconds, "lines": written, "committed": committed(db),
            "lag_p50": p(0.5), "lag_p99": p(0.99), "lag_max": lags[-1], "kept_up": pending == 0}  # fmt: skip
+    res["batches"], res["evidence_rows"] = store_rows(db)
     print(f"{written:,} lines at {a.rate:,}/s for {a.seconds:.0f} s: committed {res['committed']:,}; "
           f"lag p50 {res['lag_p50']:.2f} s, p99 {res['lag_p99']:.2f} s, max {res['lag_max']:.2f} s; "
-          f"{'kept up' if res['kept_up'] else 'FELL BEHIND'}")  # fmt: skip
+          f"{'kept up' if res['kept_up'] else 'FELL BEHIND'}; {res['batches']:,} commits, "
+          f"{res['evidence_rows']:,} evidence rows ({1000 * res['evidence_rows'] / max(1, written):.0f} "
+          "per 1,000 lines)")  # fmt: skip
     out = Path(__file__).resolve().parent / "out"
     out.mkdir(exist_ok=True)
     (out / "follow-results.json").write_text(json.dumps(res, indent=2))
