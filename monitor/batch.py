@@ -45,14 +45,16 @@ def process_batch(rt: Runtime, batch: ObservationBatch) -> tuple[list[dict[str, 
     d_idx, d_keys = _encode(_key(t["dest_host"], t["dest_ip"]))
     dests = rt.resolver.resolve_many([_split(k) for k in d_keys])
     s_idx, s_keys = _encode(_key(t["source_ip"], t["source_user"]))
-    systems = [rt.inventory.system_for(*_split(k)) for k in s_keys]
+    # Evidence is per system, not per client address: many sources of one system must make one
+    # row per (window, system, destination), or a shop's 200 checkout pods make 200 alike rows.
+    systems, of_source = _systems(rt, s_keys)
 
     minutes = rt.config.settings.evidence.window_minutes
     window = pc.floor_temporal(t["ts"], multiple=minutes, unit="minute")
     g = pa.table(
         {
             "window": window,
-            "sys": s_idx,
+            "sys": pc.take(of_source, s_idx),
             "dest": d_idx,
             "weight": pc.cast(t["sample_rate"], pa.int64()),
             "egress_w": pc.if_else(t["egress"], pc.cast(t["sample_rate"], pa.int64()), 0),
@@ -101,6 +103,13 @@ def process_batch(rt: Runtime, batch: ObservationBatch) -> tuple[list[dict[str, 
         if v.outcome is Outcome.UNAUTHORIZED and row["egress_requests"] > 0:
             _add_alert(alerts, row, v)
     return evidence, list(alerts.values()), no_destination
+
+
+def _systems(rt: Runtime, source_keys: list[Any]) -> tuple[list[System], pa.Array]:
+    """The distinct systems of a batch's sources, and for each source its system's index."""
+    index: dict[System, int] = {}
+    of_source = [index.setdefault(rt.inventory.system_for(*_split(k)), len(index)) for k in source_keys]
+    return list(index), pa.array(of_source, pa.int32())
 
 
 URL_PERSONAL = "url-personal"
