@@ -62,6 +62,7 @@ class AccessLogCollector(LineCollector):
     """
 
     name: ClassVar[str] = "accesslog"
+    stateless: ClassVar[bool] = True  # no state from chunk to chunk: a file's chunks may be parsed at once
     description: ClassVar[str] = (
         "Apache/nginx access log: common/combined (+XFF, vhost prefix) auto-detected, or -o log_format='...'"
     )

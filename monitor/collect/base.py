@@ -37,6 +37,9 @@ class LineCollector(ABC):
     description: ClassVar[str]
     # A few valid lines of the format: the contract test parses them (and garbage around them).
     sample: ClassVar[bytes]
+    # parse_chunk depends on nothing but its arguments (no state carried from chunk to chunk, as
+    # Zeek's headers and DNS answers or a CSV header are): a file's chunks may be parsed at once.
+    stateless: ClassVar[bool] = False
 
     @abstractmethod
     def parse_chunk(self, chunk: bytes, *, source: str, first_line: int, base_offset: int) -> Parsed:

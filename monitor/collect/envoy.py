@@ -86,6 +86,7 @@ class EnvoyCollector(LineCollector):
     """
 
     name: ClassVar[str] = "envoy"
+    stateless: ClassVar[bool] = True  # no state from chunk to chunk: a file's chunks may be parsed at once
     description: ClassVar[str] = "Envoy access log (default/Istio text format or json_format, Docker-wrapped too)"
     sample: ClassVar[bytes] = (
         b'[2019-02-12T18:37:42.921Z] "GET /httpbin/ip HTTP/1.1" 200 - 0 43 217 216 "172.17.0.5" "curl/7.59.0" '

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from monitor.collect import rotation
-from monitor.collect.base import LineCollector
+from monitor.collect.base import LineCollector, Parsed
+from monitor.collect.parallel import in_order
 from monitor.collect.rotation import FINGERPRINT_BYTES, READ_ERRORS, is_gzip
 from monitor.errors import InputError, Location, UsageError
 from monitor.records import Checkpoint, ObservationBatch
@@ -113,10 +114,9 @@ def _read_from(
     final: bool,
     done: tuple[str, ...],
 ) -> Iterator[ObservationBatch]:
-    offset, line = start
     gz = is_gzip(path)
     st = os.fstat(fh.fileno())
-    fh.seek(0 if gz else offset)
+    fh.seek(0 if gz else start[0])
     stream: BinaryIO | gzip.GzipFile = gzip.GzipFile(fileobj=fh, mode="rb") if gz else fh
     # a .gz never changes: its head is read once (decompressed, as its offsets count)
     gz_head = rotation.head(path) if gz else None
@@ -126,8 +126,12 @@ def _read_from(
     # they would be parsed as garbage, and the new content's start, before our position, skipped.
     # So after each chunk the head is read again; if it changed, the chunk is dropped and the file
     # left: the next pass finds the copy by content, reads its rest, then the file anew from 0.
-    head_ref = None if gz else os.pread(fh.fileno(), min(FINGERPRINT_BYTES, offset), 0)
-    try:
+    head_ref = None if gz else os.pread(fh.fileno(), min(FINGERPRINT_BYTES, start[0]), 0)
+
+    def positions() -> Iterator[tuple[bytes, tuple[int, int, Checkpoint]]]:
+        """Each chunk with its first line, first byte and the checkpoint just after it."""
+        nonlocal head_ref
+        offset, line = start
         if gz and _skip(stream, path, offset) < offset:
             return  # a .gz shorter than its checkpoint (damaged): nothing more to read in it
         for chunk in _chunks(stream, path, max_bytes, final):
@@ -139,7 +143,7 @@ def _read_from(
                     return
             # Any mtime of this file seen while reading it: a generation rotated after it is newer.
             mtime_ns = os.fstat(fh.fileno()).st_mtime_ns
-            parsed = collector.parse_chunk(chunk, source=source, first_line=line, base_offset=offset)
+            first, base = line, offset
             offset += len(chunk)
             # Counted here, not taken from the collector, so the checkpoint stays right even if a
             # collector miscounts.
@@ -156,6 +160,13 @@ def _read_from(
                 mtime_ns=mtime_ns,
                 done=done,
             )
+            yield chunk, (first, base, cp)
+
+    def parse(chunk: bytes, meta: tuple[int, int, Checkpoint]) -> Parsed:
+        return collector.parse_chunk(chunk, source=source, first_line=meta[0], base_offset=meta[1])
+
+    try:
+        for parsed, (_, _, cp) in in_order(parse, positions(), collector.stateless):
             yield ObservationBatch(
                 collector=collector.name,
                 source=source,

@@ -64,6 +64,7 @@ class HaproxyCollector(LineCollector):
     """
 
     name: ClassVar[str] = "haproxy"
+    stateless: ClassVar[bool] = True  # no state from chunk to chunk: a file's chunks may be parsed at once
     description: ClassVar[str] = "HAProxy httplog/tcplog lines, with or without a syslog header"
     sample: ClassVar[bytes] = (
         # the HTTP and TCP examples of the HAProxy configuration manual (8.2.3, 8.2.2)

@@ -36,6 +36,7 @@ class SquidCollector(LineCollector):
     """
 
     name: ClassVar[str] = "squid"
+    stateless: ClassVar[bool] = True  # no state from chunk to chunk: a file's chunks may be parsed at once
     description: ClassVar[str] = "Squid access.log: native format, or any squid.conf logformat (option logformat)"
     sample: ClassVar[bytes] = (
         b"1677971734.079   1234 10.0.0.5 TCP_TUNNEL/200 39 CONNECT example.com:443 - "
