@@ -25,7 +25,8 @@ import pyarrow as pa
 #   status       HTTP status (0 when none)
 #   bytes_out    bytes sent toward the destination, null when the source does not log it
 #   bytes_in     bytes delivered back to the client
-#   sample_rate  1 for logs; N for 1-in-N sampled flows
+#   sample_rate  1 for logs; N for 1-in-N sampled flows; 0 for a row that adds bytes to a request
+#                another row counts (a Zeek conn row of a connection also in ssl.log or http.log)
 #   egress       the request left the organisation (false: denied, cache hit, proxy error)
 #   pii          kinds of personal data seen in the URL ("email,iban"), never the values; null: none
 #   line, offset provenance: 1-based line number and byte offset in `ObservationBatch.source`

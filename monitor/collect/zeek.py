@@ -19,7 +19,7 @@ from monitor.collect.generic import open_log, read_json
 from monitor.collect.genericlines import Checks, Lines, Part
 from monitor.collect.genericvalues import as_int, as_text, hostname, ip_ok, parse_ts
 from monitor.collect.pii import pii_kinds
-from monitor.collect.zeekdns import DnsNames
+from monitor.collect.zeekdns import DnsNames, UidNames
 from monitor.errors import UsageError
 
 # How a log line becomes a row (id.orig_h -> source_ip, id.resp_h -> dest_ip, id.resp_p -> dest_port):
@@ -45,8 +45,11 @@ from monitor.errors import UsageError
 # (`xborder ingest zeek dns.log conn.log`), holds at most `dns_cache_size` addresses (the most
 # recently answered are kept) and is NOT persisted: after a restart, conn rows are named only
 # once dns rows have been read again. An address shared by many names keeps the last one.
+#
+# One connection, two logs (ssl.log or http.log, and conn.log): its conn row, found by uid among
+# ssl/http rows read before (zeekdns.UidNames), takes their name and weight 0: counted once.
 LOG_TYPES = ("conn", "ssl", "http", "dns")
-COMMON = ("ts", "id.orig_h", "id.resp_h", "id.resp_p")
+COMMON = ("ts", "uid", "id.orig_h", "id.resp_h", "id.resp_p")
 NEEDED = {
     "conn": (*COMMON, "proto", "service", "orig_bytes", "resp_bytes", "orig_ip_bytes", "resp_ip_bytes", "conn_state"),
     "ssl": (*COMMON, "server_name"),
@@ -69,6 +72,7 @@ RECOVER_BYTES = 64 << 20  # how far back a restart looks for the #fields header 
 _PATH = re.compile(r"^(conn|ssl|http|dns)(?:[_\-.].*)?$")
 _ESC = re.compile(rb"\\x([0-9a-fA-F]{2})")
 _NULL = pa.scalar(None, pa.string())
+_RANK = {"dns": 0, "ssl": 1, "http": 1, "conn": 2}
 
 
 @dataclass(frozen=True)
@@ -150,7 +154,7 @@ class ZeekCollector(LineCollector):
     )
 
     def __init__(self, log_type: str | None = None, dns_cache_size: int | str = 100_000,
-                 dns_ttl_grace: float | str = 300.0) -> None:  # fmt: skip
+                 dns_ttl_grace: float | str = 300.0, uid_cache_size: int | str = 200_000) -> None:  # fmt: skip
         if log_type in ("", "auto"):
             log_type = None
         if log_type is not None and log_type not in LOG_TYPES:
@@ -158,6 +162,7 @@ class ZeekCollector(LineCollector):
         self.log_type = log_type
         size = int(_number(dns_cache_size, "dns_cache_size", int))
         self.dns = DnsNames(size, _number(dns_ttl_grace, "dns_ttl_grace", float))
+        self.uids = UidNames(int(_number(uid_cache_size, "uid_cache_size", int)))
         self._tsv: dict[str, _Tsv] = {}  # source -> TSV header in force at the end of the last chunk
 
     def parse_chunk(self, chunk: bytes, *, source: str, first_line: int, base_offset: int) -> Parsed:
@@ -167,10 +172,11 @@ class ZeekCollector(LineCollector):
         lines.blank[headers] = True
         objects = lines.starting_with(live, "{[")
         data = live[~np.isin(lines.first[live], np.frombuffer(b"#{[", dtype=np.uint8))]
-        # TSV runs in file order; in a JSON chunk (a stream of mixed logs) the answers are learnt
-        # first, so they name the chunk's conn rows even when Zeek wrote those a little earlier
-        jobs = self._tsv_jobs(lines, headers, data, first_line, base_offset)
-        jobs += sorted(self._json_jobs(lines, objects), key=lambda job: job[0] != "dns")
+        # DNS answers are learnt first, then ssl/http connections, so they name (and, by uid, mark
+        # as counted) the chunk's conn rows even when Zeek wrote those a little earlier. Rows come
+        # out in line order whatever the order they were made in.
+        jobs = self._tsv_jobs(lines, headers, data, first_line, base_offset) + self._json_jobs(lines, objects)
+        jobs.sort(key=lambda job: _RANK[job[0]])
         return lines.parsed([self._rows(kind, get, lines, idx) for kind, get, idx in jobs], self.name)
 
     # ---------------------------------------------------------------- TSV
@@ -319,9 +325,18 @@ class ZeekCollector(LineCollector):
             self.dns.learn(cols["ts"], as_text(get("query"), n).filter(keep),
                            None if answers is None else answers.filter(keep),
                            None if ttls is None else ttls.filter(keep))  # fmt: skip
-        else:  # a name from the log itself beats one learnt from DNS
-            learnt = self.dns.names(cols["dest_ip"], cols["ts"])
+            return cols, kept
+        uid = get("uid")
+        uid = None if uid is None else as_text(uid, n).filter(pa.array(c.ok))
+        # a name from the log itself beats one learnt from DNS
+        learnt = self.dns.names(cols["dest_ip"], cols["ts"])
+        if kind == "conn":
+            counted, named = self.uids.lookup(uid)
+            cols["dest_host"] = pc.coalesce(named, learnt)
+            cols["sample_rate"] = pc.if_else(counted, 0, 1)
+        else:
             cols["dest_host"] = learnt if name is None else pc.coalesce(name.filter(pa.array(c.ok)), learnt)
+            self.uids.learn(uid, cols["dest_host"])
         return cols, kept
 
 

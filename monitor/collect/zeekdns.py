@@ -1,4 +1,4 @@
-"""Collect stage, Zeek: the cache of DNS answers (address -> name) that names later conn rows by their dest_ip."""
+"""Collect stage, Zeek: names one log gives for the conn rows of another (DNS answers by address, ssl/http by uid)."""
 
 from __future__ import annotations
 
@@ -58,3 +58,38 @@ class DnsNames:
         exp = pc.take(pa.array([h[1] + self.grace_us if h else None for h in hits], pa.int64()), enc.indices)
         fresh = pc.fill_null(pc.less_equal(pc.cast(ts, pa.int64()), exp), False)
         return pc.if_else(fresh, name, _NULL)
+
+
+class UidNames:
+    """Connection uid -> destination name, from ssl/http rows; bounded, the most recent kept.
+
+    A connection Zeek logged in ssl.log or http.log is logged again in conn.log when it ends.
+    Counted twice it would double the requests; so its conn row, found here by uid, takes the
+    name the other log gave and adds only its bytes (weight 0): the request is the other row's.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._map: OrderedDict[str, str | None] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._map)
+
+    def learn(self, uids: pa.Array | None, names: pa.Array) -> None:
+        if not self.size or uids is None or not len(uids):
+            return
+        for u, n in zip(uids.to_pylist(), names.to_pylist(), strict=True):
+            if u:
+                self._map[u] = n
+                self._map.move_to_end(u)
+        while len(self._map) > self.size:
+            self._map.popitem(last=False)
+
+    def lookup(self, uids: pa.Array | None) -> tuple[pa.Array, pa.Array]:
+        """Per row: whether its uid was seen in ssl/http, and the name that row had (null: none)."""
+        n = 0 if uids is None else len(uids)
+        if uids is None or not self._map:
+            return pa.repeat(pa.scalar(False), n), pa.nulls(n, pa.string())
+        vals = uids.to_pylist()
+        return (pa.array([u in self._map for u in vals], pa.bool_()),
+                pa.array([self._map.get(u) if u else None for u in vals], pa.string()))  # fmt: skip

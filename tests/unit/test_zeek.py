@@ -225,3 +225,69 @@ def test_never_crashes(lines: list[bytes], terminated: bool, first_line: int) ->
 @given(chunk=st.binary(max_size=300))
 def test_arbitrary_bytes_never_crash(chunk: bytes) -> None:
     _check(ZeekCollector().parse_chunk(chunk, source="zeek:h", first_line=1, base_offset=0), chunk, 1)
+
+
+# ------------------------------------------------------------------ one connection in two logs
+
+SSL = (GOLDEN / "ssl.log").read_bytes()
+
+
+def _conn_uid(uid: str, dest: str, ts: float = 1709287400.0, orig: int = 700, resp: int = 5120) -> bytes:
+    fields = [f"{ts:.6f}", uid, "10.1.0.101", "49816", dest, "443", "tcp", "ssl", "1.0", str(orig), str(resp), "SF",
+              "T", "F", "0", "ShADadFf", "1", "50", "1", "60", "(empty)"]  # fmt: skip
+    return "\t".join(fields).encode() + b"\n"
+
+
+def test_conn_row_of_a_connection_in_ssl_log_adds_bytes_not_a_request(tmp_path: Path) -> None:
+    """ssl.log then conn.log (one collector): the conn row takes the SNI name and weight 0."""
+    ssl, conn = tmp_path / "ssl.log", tmp_path / "conn.log"
+    ssl.write_bytes(SSL)
+    conn.write_bytes(CONN_HEAD + _conn_uid("CRUIstLprtERqs8c8", "192.0.2.186") + _conn_uid("Cnot-in-ssl", "192.0.2.9"))
+    c = ZeekCollector()
+    first = list(read_batches(c, ssl, None, final=True))[-1].frame
+    frame = list(read_batches(c, conn, None, final=True))[-1].frame
+    assert list(first["sample_rate"]) == [1] * len(first)  # the ssl rows count the connections
+    assert frame["dest_host"][0] == "login.example.com" and pd.isna(frame["dest_host"][1])
+    assert list(frame["sample_rate"]) == [0, 1]  # counted by its ssl row / not seen there: counts
+    assert list(frame["bytes_out"]) == [700, 700]
+
+
+def test_within_one_json_chunk_ssl_is_taken_before_an_earlier_conn_row() -> None:
+    c = ZeekCollector()
+    frame = _parse(ZeekCollector.sample, c).frame  # its conn row (line 2) comes before its ssl row (line 3)
+    by_line = dict(zip(frame["line"], zip(frame["dest_host"], frame["sample_rate"], strict=True), strict=True))
+    assert by_line[2] == ("api.example.com", 0) and by_line[3] == ("api.example.com", 1)
+    assert list(frame["line"]) == sorted(frame["line"])  # rows still in line order
+
+
+def test_uid_cache_is_bounded_and_can_be_off() -> None:
+    head = SSL
+    c = ZeekCollector(uid_cache_size=2)
+    _parse(head, c)
+    assert len(c.uids) == 2
+    off = ZeekCollector(uid_cache_size=0)
+    _parse(head, off)
+    frame = _parse(CONN_HEAD + _conn_uid("CRUIstLprtERqs8c8", "192.0.2.186"), off).frame
+    assert list(frame["sample_rate"]) == [1]
+
+
+def test_through_the_pipeline_one_connection_is_one_request_with_its_bytes(tmp_path: Path) -> None:
+    import sqlite3
+
+    from monitor.cli.main import run
+
+    (tmp_path / "ssl.log").write_bytes(SSL)
+    (tmp_path / "conn.log").write_bytes(CONN_HEAD + _conn_uid("CRUIstLprtERqs8c8", "192.0.2.186", ts=1709287300.2))
+    cfg = tmp_path / "xborder.yaml"
+    cfg.write_text(
+        "store: {url: 'sqlite:///x.db'}\nalerts: {jsonl: null, stderr: false}\n"
+        "systems: [{name: lan, sources: [10.0.0.0/8], data_categories: [none]}]\n",
+        encoding="utf-8",
+    )
+    logs = [str(tmp_path / "ssl.log"), str(tmp_path / "conn.log")]
+    assert run(["-c", str(cfg), "ingest", "zeek", *logs, "--final"]) == 0
+    con = sqlite3.connect(tmp_path / "x.db")
+    got = con.execute("select sum(requests), sum(bytes_out), sum(bytes_in) from evidence "
+                      "where dest_host = 'login.example.com'").fetchone()  # fmt: skip
+    con.close()
+    assert got == (1, 700, 5120)
