@@ -6,7 +6,7 @@ PYTHON ?= python3
 STAMP = $(VENV)/.installed
 
 .DEFAULT_GOAL := test
-.PHONY: sysdeps venv install lint typecheck test demo bench clean distclean
+.PHONY: sysdeps venv install compile lint typecheck test demo bench clean distclean
 
 sysdeps:
 	@bash .ci/sysdeps.sh
@@ -21,7 +21,12 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $@
 
-install: sysdeps $(STAMP)
+# Byte-code for the package, as pip writes it for installed wheels: an editable install has
+# none, and where PYTHONDONTWRITEBYTECODE is set every start would compile monitor/ again.
+compile: $(STAMP)
+	@$(PY) -m compileall -q monitor
+
+install: sysdeps $(STAMP) compile
 
 lint: install
 	$(VENV)/bin/ruff check monitor tests bench

@@ -34,7 +34,9 @@ from monitor.store.writer import BatchRecord, commit_batch, load_checkpoint
 
 log = logging.getLogger("xborder.pipeline")
 # Bytes of log per batch (= per transaction). Measured on the 1M-line bench log: 8 MiB gave
-# ~400 MiB peak RSS and the best speed; 32 MiB ~730 MiB peak and no faster.
+# ~400 MiB peak RSS and the best speed; 32 MiB ~730 MiB peak and no faster. Since chunks are
+# parsed two at a time (collect/parallel.py), 8 MiB peaks at ~700 MiB, 4 MiB at ~500 MiB but is
+# 5-20 % slower (1M and 5M lines, 2026-12-03).
 BATCH_BYTES = 8 * 2**20
 
 
