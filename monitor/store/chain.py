@@ -63,6 +63,10 @@ def _fragment(v: Any) -> str:
         return int.__repr__(v)
     if t is dt.datetime:
         return _encode_str(_canon(v))  # type: ignore[no-any-return]
+    if t is bool:
+        return "true" if v else "false"
+    if t is list and all(type(x) is str for x in v):  # sample_origins
+        return "[" + ",".join(map(_encode_str, v)) + "]"
     return json.dumps(_canon(v), sort_keys=True, separators=(",", ":"), default=str)
 
 
