@@ -51,12 +51,8 @@ def _expand(config: Config, patterns: list[str]) -> list[Path]:
         full = str(config.resolve_path(pat))
         matches = sorted(glob.glob(full)) if glob.has_magic(full) else [full]
         out += [Path(m) for m in matches if Path(m).is_file()]
-    live = {(p.parent, p.name) for p in out}
-    return [
-        p for p in dict.fromkeys(out)
-        if not any((p.parent, p.name[:i]) in live and is_rotated_name(p.with_name(p.name[:i]), p.name)
-                   for i in range(1, len(p.name)))
-    ]  # fmt: skip
+    files = list(dict.fromkeys(out))
+    return [p for p in files if not any(q.parent == p.parent and is_rotated_name(q, p.name) for q in files)]
 
 
 class Follower:

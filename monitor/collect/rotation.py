@@ -64,7 +64,8 @@ def digest(data: bytes) -> str:
 def matches(data: bytes, cp: Checkpoint) -> bool:
     """Does content starting with `data` begin with the bytes the checkpoint had consumed?"""
     want = min(FINGERPRINT_BYTES, cp.offset)
-    return len(data) >= want and digest(data[:want]) == cp.fingerprint
+    # a checkpoint that consumed nothing tells no content apart (none is committed: batches are never empty)
+    return 0 < want <= len(data) and digest(data[:want]) == cp.fingerprint
 
 
 def remember(done: tuple[str, ...], fingerprint: str) -> tuple[str, ...]:
@@ -99,7 +100,7 @@ def siblings(path: Path, inode: tuple[int, int]) -> list[tuple[os.DirEntry[str],
     return out
 
 
-def pending(path: Path, live: os.stat_result, cp: Checkpoint, *, quiet: bool = False) -> list[Generation]:
+def pending(path: Path, live: os.stat_result, cp: Checkpoint) -> list[Generation]:
     """What to read before the live file at `path`, which is no longer the checkpointed file.
 
     First the rest of the checkpointed generation, wherever rotation put it: renamed (same
@@ -110,50 +111,53 @@ def pending(path: Path, live: os.stat_result, cp: Checkpoint, *, quiet: bool = F
     to their end before (`cp.done`) are never read again, and the same content under two names
     (`access.log.1` while `access.log.1.gz` is being written) is read once, from the plain file.
     """
-    since = cp.mtime_ns or 0
-    current: tuple[int, str] | None = None  # (rank, path): an inode match beats a content match
+    current, newer = _scan(path, live, cp)
+    if current is None:
+        log.warning(
+            "%s: the file checkpointed at line %d (%s) is gone: rotated and deleted, or compressed "
+            "in a format xborder does not read; lines written to it after that point are not read",
+            path, cp.line, cp.path,
+        )  # fmt: skip
+        return newer
+    return [Generation(current[0], (cp.offset, cp.line), digest(current[1])), *newer]
+
+
+def existing(path: Path, live: os.stat_result) -> list[Generation]:
+    """Every rotated generation beside `path`, oldest first, each read whole: a first start's backfill."""
+    return _scan(path, live, None)[1]
+
+
+def _scan(
+    path: Path, live: os.stat_result, cp: Checkpoint | None
+) -> tuple[tuple[Path, bytes] | None, list[Generation]]:
+    """The checkpointed generation (path and head) if found, and the newer ones (all, without `cp`)."""
+    since, done = (cp.mtime_ns or 0, cp.done) if cp is not None else (0, ())
+    inode = (cp.device, cp.inode) if cp is not None else (-1, -1)
+    current: tuple[int, str, bytes] | None = None  # (rank, path, head): an inode match beats a content match
     newer: dict[str, tuple[int, str]] = {}  # head digest -> (mtime, path) of a generation to read whole
-    for entry, st in siblings(path, (cp.device, cp.inode)):
+    for entry, st in siblings(path, inode):
         if (st.st_dev, st.st_ino) == (live.st_dev, live.st_ino):
             continue  # a hard link to the live file
         data = head(entry.path)
         if data is None:
             continue
-        same_inode = (st.st_dev, st.st_ino) == (cp.device, cp.inode)
-        # At offset 0 nothing was consumed, so only the inode can tell the checkpointed file.
-        if (cp.offset > 0 and matches(data, cp)) or (same_inode and (cp.offset == 0 or _old_gzip(entry.path, cp))):
+        same_inode = (st.st_dev, st.st_ino) == inode
+        if cp is not None and (matches(data, cp) or (same_inode and _old_gzip(entry.path, cp))):
             rank = 0 if same_inode else 1 + is_gzip(entry.path)
-            if current is None or (rank, entry.path) < current:
-                current = (rank, entry.path)
+            if current is None or (rank, entry.path) < current[:2]:
+                current = (rank, entry.path, data)
             continue
         named = is_rotated_name(path, entry.name)  # not just an inode that was the checkpoint's, now reused
         fp = digest(data)
-        if not named or st.st_mtime_ns < since or fp in cp.done or not data:
+        if not named or st.st_mtime_ns < since or fp in done or not data:
             continue
         seen = newer.get(fp)
         if seen is None:
             newer[fp] = (st.st_mtime_ns, entry.path)
         elif is_gzip(seen[1]) and not is_gzip(entry.path):  # the plain file is complete; the .gz may not be
             newer[fp] = (min(seen[0], st.st_mtime_ns), entry.path)
-    out: list[Generation] = []
-    if current is not None:
-        data = head(current[1]) or b""
-        out.append(Generation(Path(current[1]), (cp.offset, cp.line), digest(data)))
-    elif not quiet:
-        log.warning(
-            "%s: the file checkpointed at line %d (%s) is gone: rotated and deleted, or compressed "
-            "in a format xborder does not read; lines written to it after that point are not read",
-            path, cp.line, cp.path,
-        )  # fmt: skip
-    for fp, (_mtime, p) in sorted(newer.items(), key=lambda kv: kv[1]):
-        out.append(Generation(Path(p), (0, 1), fp))
-    return out
-
-
-def existing(path: Path, live: os.stat_result) -> list[Generation]:
-    """Every rotated generation beside `path`, oldest first, each read whole: a first start's backfill."""
-    first = Checkpoint("", "", -1, -1, 0, 1, "", 0)  # older than anything, matching nothing
-    return pending(path, live, first, quiet=True)
+    found = None if current is None else (Path(current[1]), current[2])
+    return found, [Generation(Path(p), (0, 1), fp) for fp, (_mtime, p) in sorted(newer.items(), key=lambda kv: kv[1])]
 
 
 def _old_gzip(p: str, cp: Checkpoint) -> bool:
