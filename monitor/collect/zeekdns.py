@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable
+from typing import TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -12,6 +14,19 @@ from monitor.collect.genericvalues import as_text, hostname, ip_ok
 
 DEFAULT_TTL = 300.0  # seconds an answer is trusted when the log has no TTLs
 _NULL = pa.scalar(None, pa.string())
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _remember(cache: OrderedDict[K, V], items: Iterable[tuple[K, V]], size: int) -> None:
+    """Put each (key, value) as the most recent, then forget the oldest beyond `size`."""
+    for k, v in items:
+        cache[k] = v
+        cache.move_to_end(k)
+    while len(cache) > size:
+        cache.popitem(last=False)
 
 
 class DnsNames:
@@ -42,11 +57,8 @@ class DnsNames:
         t = pa.table({"ip": ip, "name": name, "exp": expiry, "pos": pa.array(np.arange(len(ip)))}).filter(keep)
         last = t.group_by("ip").aggregate([("pos", "max")])["pos_max"]  # the latest answer per address wins
         t = t.filter(pc.is_in(t["pos"], last)).sort_by("pos")
-        for a, n, e in zip(t["ip"].to_pylist(), t["name"].to_pylist(), t["exp"].to_pylist(), strict=True):
-            self._map[a] = (n, e)
-            self._map.move_to_end(a)
-        while len(self._map) > self.size:
-            self._map.popitem(last=False)
+        ips, values = t["ip"].to_pylist(), zip(t["name"].to_pylist(), t["exp"].to_pylist(), strict=True)
+        _remember(self._map, zip(ips, values, strict=True), self.size)
 
     def names(self, ips: pa.Array, ts: pa.Array) -> pa.Array:
         """Per row: the name last answered for its address, if that answer is still fresh at `ts`."""
@@ -78,12 +90,8 @@ class UidNames:
     def learn(self, uids: pa.Array | None, names: pa.Array) -> None:
         if not self.size or uids is None or not len(uids):
             return
-        for u, n in zip(uids.to_pylist(), names.to_pylist(), strict=True):
-            if u:
-                self._map[u] = n
-                self._map.move_to_end(u)
-        while len(self._map) > self.size:
-            self._map.popitem(last=False)
+        pairs = zip(uids.to_pylist(), names.to_pylist(), strict=True)
+        _remember(self._map, ((u, n) for u, n in pairs if u), self.size)
 
     def lookup(self, uids: pa.Array | None) -> tuple[pa.Array, pa.Array]:
         """Per row: whether its uid was seen in ssl/http, and the name that row had (null: none)."""
