@@ -1,3 +1,42 @@
 """xborder: cross-border data-flow compliance monitor (package root; see DESIGN.md for the path of data)."""
 
+import os
+import sys
+
 __version__ = "0.1.0"
+
+# numpy's OpenBLAS starts a busy-waiting thread per core when numpy is imported. xborder does
+# no linear algebra, and on a 2-core machine those threads took CPU from the parse threads
+# (bench/run.py: 1M Squid lines in 5.9 s with them, 4.5-5.1 s without, 2026-12-03).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
+def _arrow_without_pandas() -> None:
+    """Let pyarrow's one-time "is pandas installed?" probe answer no.
+
+    The first time pa.array() is given a Python list, pyarrow imports pandas (0.3-0.5 s) only to
+    check whether the list is a pandas object. Nothing on the path of data uses pandas. With the
+    probe answered no, pyarrow still imports pandas when it is really needed: to_pandas() and
+    from_pandas() import it on demand (monitor.records.as_pandas, the tests).
+    """
+    if "pandas" in sys.modules:
+        return
+    sys.meta_path.insert(0, _NoPandas)
+    try:
+        import pyarrow as pa
+
+        pa.array([None])
+    finally:
+        sys.meta_path.remove(_NoPandas)
+
+
+class _NoPandas:
+    """A meta path finder under which "import pandas" raises ImportError."""
+
+    @staticmethod
+    def find_spec(name: str, *_: object) -> None:
+        if name == "pandas":
+            raise ImportError("pandas hidden while pyarrow probes for it")
+
+
+_arrow_without_pandas()

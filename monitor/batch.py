@@ -35,7 +35,7 @@ def _split(k: str) -> tuple[str | None, str | None]:
 
 def process_batch(rt: Runtime, batch: ObservationBatch) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
     """Evidence rows and alerts for one batch; resolve and evaluate once per unique key."""
-    tbl = pa.Table.from_pandas(batch.frame, preserve_index=False)
+    tbl = batch.table
     has_dest = pc.or_kleene(pc.is_valid(tbl["dest_host"]), pc.is_valid(tbl["dest_ip"]))
     t = tbl.filter(has_dest)
     no_destination = tbl.num_rows - t.num_rows

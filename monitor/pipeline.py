@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -129,9 +128,9 @@ class IngestSummary:
 
 
 def _ts_bound(batch: ObservationBatch, which: str) -> dt.datetime | None:
-    if batch.frame.empty:
+    if batch.table.num_rows == 0:
         return None
-    v = pc.min_max(pa.array(batch.frame["ts"]))[which].as_py()
+    v = pc.min_max(batch.table["ts"])[which].as_py()
     return v if isinstance(v, dt.datetime) else None
 
 
@@ -144,7 +143,7 @@ def ingest_batches(rt: Runtime, batches: Iterable[ObservationBatch], summary: Fi
                 collector=batch.collector,
                 source=batch.source,
                 lines_read=batch.lines_read,
-                rows=len(batch.frame),
+                rows=len(batch),
                 blank=batch.blank_lines,
                 no_destination=no_dest,
                 evidence=evidence,
@@ -160,7 +159,7 @@ def ingest_batches(rt: Runtime, batches: Iterable[ObservationBatch], summary: Fi
         _warn_on_burst(batch)
         summary.batches += 1
         summary.lines_read += batch.lines_read
-        summary.rows += len(batch.frame)
+        summary.rows += len(batch)
         summary.quarantined += len(batch.quarantined)
         summary.blank += batch.blank_lines
         summary.no_destination += no_dest

@@ -6,10 +6,12 @@ import datetime as dt
 import ipaddress
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import pyarrow as pa
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # The one batch schema. Every collector emits exactly these columns in this order; nothing
 # downstream knows which collector a row came from except through `collector`.
@@ -54,15 +56,24 @@ BATCH_SCHEMA = pa.schema(
 COLUMNS: tuple[str, ...] = tuple(BATCH_SCHEMA.names)
 
 
-def frame_from_table(table: pa.Table) -> pd.DataFrame:
-    """A pandas frame on Arrow dtypes, checked against BATCH_SCHEMA (order and types)."""
-    table = table.select(list(COLUMNS)).cast(BATCH_SCHEMA)
+def frame_from_table(table: pa.Table) -> pa.Table:
+    """The table in BATCH_SCHEMA: its columns in schema order, cast to the schema's types."""
+    return table.select(list(COLUMNS)).cast(BATCH_SCHEMA)
+
+
+def empty_frame() -> pa.Table:
+    return BATCH_SCHEMA.empty_table()
+
+
+def as_pandas(table: pa.Table) -> pd.DataFrame:
+    """A pandas view on Arrow dtypes, for inspection (tests, a notebook); the pipeline never needs it.
+
+    pandas is imported here, not at module load: it costs ~0.5 s of start-up that ingest does not use.
+    """
+    import pandas as pd
+
     frame: pd.DataFrame = table.to_pandas(types_mapper=pd.ArrowDtype)
     return frame
-
-
-def empty_frame() -> pd.DataFrame:
-    return frame_from_table(BATCH_SCHEMA.empty_table())
 
 
 @dataclass(frozen=True)
@@ -88,14 +99,18 @@ class ObservationBatch:
 
     collector: str
     source: str
-    frame: pd.DataFrame
+    table: pa.Table
     quarantined: list[Quarantined] = field(default_factory=list)
     lines_read: int = 0
     blank_lines: int = 0
     checkpoint: Checkpoint | None = None
 
     def __len__(self) -> int:
-        return len(self.frame)
+        return int(self.table.num_rows)
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        return as_pandas(self.table)
 
 
 @dataclass(frozen=True)

@@ -83,7 +83,7 @@ class AccessLogCollector(LineCollector):
     def parse_chunk(self, chunk: bytes, *, source: str, first_line: int, base_offset: int) -> Parsed:
         lines = ChunkLines(chunk, source, first_line, base_offset)
         if lines.n == 0:
-            return Parsed(frame=empty_frame())
+            return Parsed(table=empty_frame())
         # Unlike ChunkLines.trimmed, leading space stays (the format's regex judges it) and a
         # line of Unicode white space is blank too.
         text = pc.utf8_rtrim_whitespace(lines.text)

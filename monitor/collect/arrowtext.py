@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -68,10 +67,10 @@ class ChunkLines:
             "offset": pa.array(self.starts[idx] + self.base_offset, pa.int64()),
         }
 
-    def result(self, frame: pd.DataFrame, blank_lines: int) -> Parsed:
+    def result(self, frame: pa.Table, blank_lines: int) -> Parsed:
         """What became of the chunk: the rows, the quarantine in line order, and the counts."""
         return Parsed(
-            frame=frame,
+            table=frame,
             quarantined=[self.quarantined[i] for i in sorted(self.quarantined)],
             lines_read=self.n,
             blank_lines=blank_lines,

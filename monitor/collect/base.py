@@ -4,24 +4,32 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-import pandas as pd
+import pyarrow as pa
 
-from monitor.records import Quarantined
+from monitor.records import Quarantined, as_pandas
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass
 class Parsed:
     """What a collector made of one chunk: rows in BATCH_SCHEMA, quarantine, and counts.
 
-    Invariant checked by the contract test: lines_read == len(frame) + len(quarantined) + blank_lines.
+    Invariant checked by the contract test: lines_read == rows of `table` + len(quarantined) + blank_lines.
     """
 
-    frame: pd.DataFrame
+    table: pa.Table
     quarantined: list[Quarantined] = field(default_factory=list)
     lines_read: int = 0
     blank_lines: int = 0
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The rows as a pandas frame (for inspection; imports pandas)."""
+        return as_pandas(self.table)
 
 
 class LineCollector(ABC):

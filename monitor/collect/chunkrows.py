@@ -28,7 +28,7 @@ def parse_lines(name: str, chunk: bytes, source: str, first_line: int, base_offs
     """
     lines = ChunkLines(chunk, source, first_line, base_offset)
     if lines.n == 0:
-        return Parsed(frame=empty_frame())
+        return Parsed(table=empty_frame())
     text, length = lines.trimmed()
     cand = np.flatnonzero(length > 0)
     idx, cols, rejects = rows(text.take(pa.array(cand)))

@@ -170,7 +170,7 @@ def _read_from(
             yield ObservationBatch(
                 collector=collector.name,
                 source=source,
-                frame=parsed.frame,
+                table=parsed.table,
                 quarantined=parsed.quarantined,
                 lines_read=parsed.lines_read,
                 blank_lines=parsed.blank_lines,

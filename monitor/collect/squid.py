@@ -54,7 +54,7 @@ class SquidCollector(LineCollector):
     def parse_chunk(self, chunk: bytes, *, source: str, first_line: int, base_offset: int) -> Parsed:
         lines = ChunkLines(chunk, source, first_line, base_offset)
         if lines.n == 0:
-            return Parsed(frame=empty_frame())
+            return Parsed(table=empty_frame())
         text, length = lines.trimmed()
         if self._format is None:
             cand, rows = _native_rows(text, length, lines.quarantine)

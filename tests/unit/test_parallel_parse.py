@@ -37,7 +37,7 @@ def test_order_is_kept_when_later_chunks_finish_first() -> None:
     def parse(chunk: bytes, meta: int) -> Parsed:
         time.sleep(0.05 if meta % 3 == 0 else 0.0)  # every third chunk is slow
         seen.append(threading.current_thread().name)
-        return Parsed(frame=None, lines_read=meta)  # type: ignore[arg-type]
+        return Parsed(table=None, lines_read=meta)  # type: ignore[arg-type]
 
     items = iter([(b"x", i) for i in range(12)])
     out = [(p.lines_read, m) for p, m in in_order(parse, items, parallel=True)]
@@ -53,6 +53,6 @@ def test_a_read_error_comes_after_the_chunks_read_before_it() -> None:
 
     got: list[int] = []
     with pytest.raises(OSError, match="disk gone"):
-        for _, m in in_order(lambda c, m: Parsed(frame=None), items(), parallel=True):  # type: ignore[arg-type]
+        for _, m in in_order(lambda c, m: Parsed(table=None), items(), parallel=True):  # type: ignore[arg-type]
             got.append(m)
     assert got == [1, 2]
