@@ -9,6 +9,11 @@ __version__ = "0.1.0"
 # no linear algebra, and on a 2-core machine those threads took CPU from the parse threads
 # (bench/run.py: 1M Squid lines in 5.9 s with them, 4.5-5.1 s without, 2026-12-03).
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# Arrow's allocator (mimalloc) hands freed memory back to the kernel after 1 s by default; each
+# batch then faults it in again and the kernel zeroes it (a fifth of all CPU time in `perf` on
+# the 1M-line bench). Keeping it 10 s lets one batch reuse the last one's pages, and an idle
+# process still returns them. Read once, when pyarrow loads its library.
+os.environ.setdefault("MIMALLOC_PURGE_DELAY", "10000")
 
 
 def _arrow_without_pandas() -> None:
