@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from monitor.collect.arrowtext import ChunkLines, Quarantine, per_unique
+from monitor.collect.arrowtext import ChunkLines, Quarantine, elements, per_unique
 from monitor.collect.base import LineCollector, Parsed
 from monitor.collect.squidformat import LogFormat, compile_logformat, parse_rows
 from monitor.collect.squidrows import Rows, dash_null, hierarchy, parse_target
@@ -83,11 +83,12 @@ def _native_rows(
             None,
         )
     cand = np.flatnonzero(nf >= MIN_FIELDS)
-    return cand, _parse_fields(fields.take(pa.array(cand)))
+    # nearly always every line is a candidate: then the take would only copy
+    return cand, _parse_fields(fields if len(cand) == len(fields) else fields.take(pa.array(cand)))
 
 
 def _parse_fields(fields: pa.ListArray) -> Rows:
-    r = Rows(len(fields), [pc.list_element(fields, k) for k in range(MIN_FIELDS)])
+    r = Rows(len(fields), elements(fields, range(MIN_FIELDS)))  # every candidate has them all
     f = r.f
 
     t_ok = pc.match_substring_regex(f[0], _RE_TIME)
