@@ -24,7 +24,7 @@ from monitor.errors import UsageError
 from monitor.policy.evaluator import evaluate
 from monitor.policy.rulepack import RulePack, load_pack
 from monitor.policy.vendors import RegisterIndex
-from monitor.records import Destination, ObservationBatch, System, Verdict
+from monitor.records import Checkpoint, Destination, ObservationBatch, System, Verdict
 from monitor.resolve.build import build_resolver
 from monitor.resolve.jurisdiction import Resolver
 from monitor.settings import Config
@@ -70,7 +70,7 @@ class Runtime:
         self.store.kw["bind"].dispose()
 
 
-def build_runtime(config: Config) -> Runtime:
+def build_runtime(config: Config, store: sessionmaker[Session] | None = None) -> Runtime:
     s = config.settings
     pack = load_pack(config.rules_dir)
     resolver = build_resolver(config, pack)
@@ -83,7 +83,7 @@ def build_runtime(config: Config) -> Runtime:
         resolver=resolver,
         inventory=Inventory(s.systems, categories),
         register=RegisterIndex(config.register, config.source),
-        store=open_store(config.store_url),
+        store=store if store is not None else open_store(config.store_url),
     )
 
 
@@ -170,43 +170,52 @@ def ingest_batches(rt: Runtime, batches: Iterable[ObservationBatch], summary: Fi
             summary.end_offset = batch.checkpoint.offset
 
 
-def prefetch(batches: Iterable[ObservationBatch], depth: int = 2) -> Iterator[ObservationBatch]:
-    """Read and parse the next batches in a thread while this one is resolved and committed.
+class Prefetch:
+    """Reads and parses the next batches in a thread, from the moment it is made, while the
+    consumer resolves and commits the one before.
 
     pyarrow's compute kernels and SQLite release the GIL, so on two cores parsing overlaps with
     the rest. Batches still commit one by one in file order: a crash loses nothing committed.
+    Iterate it once; `close()` stops the thread (iterating to the end or stopping early does too).
     """
-    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
 
-    def work() -> None:
+    def __init__(self, batches: Iterable[ObservationBatch], depth: int = 2) -> None:
+        self._q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._batches = batches
+        self._thread = threading.Thread(target=self._work, name="xborder-parse", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
         try:
-            for b in batches:
-                while not stop.is_set():
+            for b in self._batches:
+                while not self._stop.is_set():
                     try:
-                        q.put(("batch", b), timeout=0.1)
+                        self._q.put(("batch", b), timeout=0.1)
                         break
                     except queue.Full:
                         continue
-                if stop.is_set():
+                if self._stop.is_set():
                     return
-            q.put(("done", None))
+            self._q.put(("done", None))
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
-            q.put(("error", exc))
+            self._q.put(("error", exc))
 
-    t = threading.Thread(target=work, name="xborder-parse", daemon=True)
-    t.start()
-    try:
-        while True:
-            kind, item = q.get()
-            if kind == "done":
-                return
-            if kind == "error":
-                raise item
-            yield item
-    finally:
-        stop.set()
-        t.join(timeout=5)
+    def __iter__(self) -> Iterator[ObservationBatch]:
+        try:
+            while True:
+                kind, item = self._q.get()
+                if kind == "done":
+                    return
+                if kind == "error":
+                    raise item
+                yield item
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
 
 
 def _warn_on_burst(batch: ObservationBatch) -> None:
@@ -246,13 +255,36 @@ def ingest_files(
     """
     parser = make_collector(collector, options)
     started = time.perf_counter()
-    rt = build_runtime(config)
+    store = open_store(config.store_url)
+    # The first file is read and parsed while the rules and the resolver load (a quarter of a
+    # second of start-up the parse threads can use).
+    first = open_path(store, parser, paths[0], final=final) if paths else None
     try:
-        files = [ingest_path(rt, parser, path, final=final) for path in paths]
+        rt = build_runtime(config, store)
+    except BaseException:
+        if first is not None:
+            first.batches.close()
+        store.kw["bind"].dispose()
+        raise
+    try:
+        files = [
+            finish_path(rt, first if n == 0 and first else open_path(rt.store, parser, path, final=final))
+            for n, path in enumerate(paths)
+        ]
         report = deliver_pending(rt.store, make_alerters(config)) if deliver else None
         return IngestSummary(files, time.perf_counter() - started, report)
     finally:
         rt.close()
+
+
+@dataclass
+class Reading:
+    """One file being read from its committed checkpoint: the batches come from a Prefetch."""
+
+    path: Path
+    checkpoint: Checkpoint | None
+    summary: FileSummary
+    batches: Prefetch
 
 
 def ingest_path(rt: Runtime, parser: Any, path: Path, *, final: bool = False, backfill: bool = False) -> FileSummary:
@@ -260,12 +292,25 @@ def ingest_path(rt: Runtime, parser: Any, path: Path, *, final: bool = False, ba
 
     `backfill`: with no checkpoint yet, read the rotated generations beside the file first.
     """
+    return finish_path(rt, open_path(rt.store, parser, path, final=final, backfill=backfill))
+
+
+def open_path(
+    store: sessionmaker[Session], parser: Any, path: Path, *, final: bool = False, backfill: bool = False
+) -> Reading:
+    """Start reading `path` from its checkpoint (reading and parsing begin at once, in a thread)."""
     source = f"{parser.name}:{path.absolute()}"  # the same id read_batches gives its batches
-    cp = load_checkpoint(rt.store, source)
+    cp = load_checkpoint(store, source)
     fs = FileSummary(str(path), source)
     fs.end_offset = cp.offset if cp is not None and cp.path == str(path.absolute()) else 0
     batches = read_batches(parser, path, cp, max_bytes=BATCH_BYTES, final=final, backfill=backfill)
-    ingest_batches(rt, prefetch(batches), fs, cp)
+    return Reading(path, cp, fs, Prefetch(batches))
+
+
+def finish_path(rt: Runtime, reading: Reading) -> FileSummary:
+    """Resolve, judge and commit every batch of a Reading, then say what is left for next time."""
+    fs, path = reading.summary, reading.path
+    ingest_batches(rt, reading.batches, fs, reading.checkpoint)
     # a live log may end mid-line: that line is read on the next run (or with final=True)
     try:
         # a .gz is complete by definition (and its offsets count decompressed bytes)
