@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow.compute as pc
 from sqlalchemy.orm import Session, sessionmaker
 
-from monitor.alert.outbox import DeliveryReport, deliver_pending, make_alerters
+from monitor.alert.outbox import DeliveryReport, deliver_pending, register_channels
 from monitor.attribute import Inventory
 from monitor.batch import process_batch
 from monitor.collect import COLLECTORS
@@ -253,9 +253,13 @@ def ingest_files(
     Without `final`, an unterminated last line is left unread (the writer may be mid-line) and
     counted in `pending_bytes`; with it, the file is taken as complete and that line is read too.
     """
+    from monitor.alert.build import make_channels
+
     parser = make_collector(collector, options)
     started = time.perf_counter()
     store = open_store(config.store_url)
+    channels = make_channels(config)
+    register_channels(store, list(channels.alerters))  # before this run commits any alert
     # The first file is read and parsed while the rules and the resolver load (a quarter of a
     # second of start-up the parse threads can use).
     first = open_path(store, parser, paths[0], final=final) if paths else None
@@ -271,9 +275,10 @@ def ingest_files(
             finish_path(rt, first if n == 0 and first else open_path(rt.store, parser, path, final=final))
             for n, path in enumerate(paths)
         ]
-        report = deliver_pending(rt.store, make_alerters(config)) if deliver else None
+        report = deliver_pending(rt.store, channels) if deliver else None
         return IngestSummary(files, time.perf_counter() - started, report)
     finally:
+        channels.close()
         rt.close()
 
 

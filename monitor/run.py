@@ -13,7 +13,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from monitor.alert.outbox import deliver_pending, make_alerters
+from monitor.alert.build import make_channels
+from monitor.alert.outbox import DeliveryThread, deliver_pending, register_channels
 from monitor.collect.rotation import is_rotated_name
 from monitor.errors import InputError, UsageError
 from monitor.pipeline import FileSummary, Runtime, build_runtime, ingest_path, make_collector
@@ -70,7 +71,9 @@ class Follower:
             (make_collector(s.collector, s.options), s.paths, s.backfill == "rotated") for s in config.settings.sources
         ]
         self.rt: Runtime = build_runtime(config)
-        self.alerters = make_alerters(config)
+        self.channels = make_channels(config)
+        register_channels(self.rt.store, list(self.channels.alerters))
+        self.deliverer: DeliveryThread | None = None
         self.totals = RunTotals()
         self._stop = threading.Event()
 
@@ -90,9 +93,10 @@ class Follower:
                 committed += fs.batches
                 if fs.batches:
                     self.totals.add(fs)
-        if committed:
-            rep = deliver_pending(self.rt.store, self.alerters)
-            self.totals.delivered += rep.delivered
+        if committed and self.deliverer is not None:
+            self.deliverer.wake()
+        elif committed:  # one pass without run(): deliver in line, as before
+            self.totals.delivered += deliver_pending(self.rt.store, self.channels).delivered
         self.totals.passes += 1
         return committed
 
@@ -100,6 +104,9 @@ class Follower:
             on_pass: Callable[[RunTotals], None] | None = None) -> RunTotals:  # fmt: skip
         poll = self.config.settings.run.poll_seconds
         deadline = time.monotonic() + max_seconds if max_seconds else None
+        # alerts go out from their own thread: a channel waiting out its timeout delays alerts,
+        # never ingest; it also retries failed deliveries while no new lines come
+        self.deliverer = DeliveryThread(self.rt.store, self.channels)
         try:
             while not self._stop.is_set():
                 busy = self.one_pass()
@@ -110,6 +117,9 @@ class Follower:
                 if not busy:  # caught up: wait for new lines (or a stop signal)
                     self._stop.wait(poll)
         finally:
+            self.deliverer.stop()
+            self.totals.delivered += self.deliverer.totals.delivered
+            self.channels.close()
             self.rt.close()
         return self.totals
 

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator
 
 from monitor import yamlsrc
+from monitor.alert.channels import Channel, JsonlChannel, RetrySettings
 from monitor.errors import ConfigError, UsageError
 from monitor.policy.register import (
     ApprovedSupplier,
@@ -62,8 +63,28 @@ class CloudRangeFile(Strict):
 
 
 class AlertSettings(Strict):
-    jsonl: str | None = "alerts.jsonl"
-    stderr: bool = True
+    jsonl: str | None = "alerts.jsonl"  # shorthand for a jsonl channel named "jsonl"
+    stderr: bool = True  # a one-line summary per alert for a person at the terminal (not an outbox channel)
+    channels: list[Channel] = []
+    retry: RetrySettings = RetrySettings()
+    runbook_url: str | None = None  # put into every alert ("what next")
+
+    @field_validator("channels")
+    @classmethod
+    def _unique_names(cls, v: list[Channel]) -> list[Channel]:
+        names = [c.name for c in v]
+        dup = next((n for n in names if names.count(n) > 1), None)
+        if dup:
+            raise ValueError(f"channel name {dup!r} is used twice")
+        return v
+
+    def all_channels(self) -> list[Channel]:
+        """The configured channels, the `jsonl:` shorthand included as a channel named "jsonl"
+        (unless a configured channel already has that name)."""
+        out: list[Channel] = list(self.channels)
+        if self.jsonl and not any(c.name == "jsonl" for c in out):
+            out.insert(0, JsonlChannel(name="jsonl", type="jsonl", path=self.jsonl))
+        return out
 
 
 class EvidenceSettings(Strict):

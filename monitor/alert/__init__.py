@@ -1,12 +1,17 @@
-"""Alert stage: the outbox deliverer and one module per channel, registered by name."""
+"""Alert stage: the outbox deliverer and one module per channel, registered by channel type."""
 
 from __future__ import annotations
 
 from monitor.alert.base import Alerter
 from monitor.alert.jsonl import JsonlAlerter
 from monitor.alert.stderr import StderrAlerter
+from monitor.alert.stdout import StdoutAlerter
+from monitor.alert.webhook import WebhookAlerter
 
+# channel type (the `type:` of an alerts.channels entry) -> class with from_channel(cfg, base_dir)
 ALERTERS: dict[str, type[Alerter]] = {
     JsonlAlerter.name: JsonlAlerter,
     StderrAlerter.name: StderrAlerter,
+    StdoutAlerter.name: StdoutAlerter,
+    WebhookAlerter.name: WebhookAlerter,
 }

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 from monitor.errors import XborderError
@@ -15,6 +17,10 @@ class DeliveryError(XborderError):
 
 @dataclass(frozen=True)
 class AlertMessage:
+    """One alert as every channel sends it. `payload` holds what/who/where/why/how much/what next
+    (see monitor/batch.py); `idempotency_key` is the same on every attempt and every channel, so a
+    receiver can drop the repeats that at-least-once delivery may make."""
+
     id: int
     dedup_key: str
     created_at: str
@@ -22,9 +28,15 @@ class AlertMessage:
     summary: str
     payload: dict[str, Any]
 
+    @property
+    def idempotency_key(self) -> str:
+        digest = hashlib.sha256(f"{self.id}|{self.dedup_key}|{self.created_at}".encode()).hexdigest()
+        return f"xborder-{self.id}-{digest[:24]}"
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
+            "idempotency_key": self.idempotency_key,
             "dedup_key": self.dedup_key,
             "created_at": self.created_at,
             "severity": self.severity,
@@ -34,11 +46,19 @@ class AlertMessage:
 
 
 class Alerter(ABC):
-    name: ClassVar[str]
+    """A channel. Built from its config model (monitor/alert/channels.py) by the registry's
+    factory; `send` delivers one alert or raises DeliveryError, and must be safe to repeat."""
+
+    name: ClassVar[str]  # the channel type ("syslog", "webhook", ...)
 
     @abstractmethod
     def send(self, alert: AlertMessage) -> None:
         """Deliver one alert or raise DeliveryError; must be safe to call again for the same id."""
+
+    @classmethod
+    def from_channel(cls, cfg: Any, base_dir: Path) -> Alerter:
+        """The alerter for one `alerts.channels` entry (relative paths are against `base_dir`)."""
+        raise NotImplementedError(cls.name)
 
     def close(self) -> None:  # noqa: B027 - optional hook
         pass

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from monitor.alert.base import Alerter, AlertMessage, DeliveryError
+from monitor.alert.channels import JsonlChannel
 
 
 class JsonlAlerter(Alerter):
@@ -15,6 +16,11 @@ class JsonlAlerter(Alerter):
 
     def __init__(self, path: Path) -> None:
         self.path = path
+
+    @classmethod
+    def from_channel(cls, cfg: JsonlChannel, base_dir: Path) -> JsonlAlerter:
+        path = Path(cfg.path)
+        return cls(path if path.is_absolute() else base_dir / path)
 
     def send(self, alert: AlertMessage) -> None:
         line = json.dumps(alert.as_dict(), sort_keys=True, default=str) + "\n"

@@ -1,66 +1,237 @@
-"""Delivers pending outbox rows to every configured channel, marking each delivered only once all succeed."""
+"""Alert stage: queues each new outbox alert for every channel whose route accepts it, then sends what is due.
+
+At-least-once: a delivery is marked sent in its own transaction after the channel accepted it,
+so a crash between the two sends it again, with the same idempotency key. A channel that fails
+is retried with exponential backoff and jitter, across restarts (the schedule is in the store);
+while it is down one due delivery per pass probes it, and once one goes through, the rest of
+that channel's queue is sent at once instead of waiting out each backoff.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import random
+import threading
+import time
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.alert.base import Alerter, AlertMessage, DeliveryError
-from monitor.alert.jsonl import JsonlAlerter
-from monitor.alert.stderr import StderrAlerter
-from monitor.settings import Config
-from monitor.store.models import AlertOutbox
+from monitor.alert.channels import RetrySettings, Route
+from monitor.store.models import AlertAttempt, AlertChannel, AlertDelivery, AlertOutbox
+
+log = logging.getLogger("xborder.alert")
+QUEUE_BATCH = 1000  # alerts queued per channel per pass
+
+
+@dataclass
+class Channels:
+    """The configured channels, built: name -> alerter and name -> route, and the retry policy."""
+
+    alerters: dict[str, Alerter]
+    routes: dict[str, Route]
+    retry: RetrySettings = field(default_factory=RetrySettings)
+
+    def close(self) -> None:
+        for a in self.alerters.values():
+            a.close()
 
 
 @dataclass
 class DeliveryReport:
+    queued: int = 0
     delivered: int = 0
     failed: int = 0
     errors: list[str] = field(default_factory=list)
     summaries: list[str] = field(default_factory=list)
 
 
-def make_alerters(config: Config) -> list[Alerter]:
-    a = config.settings.alerts
-    out: list[Alerter] = []
-    if a.jsonl:
-        out.append(JsonlAlerter(config.resolve_path(a.jsonl)))
-    if a.stderr:
-        out.append(StderrAlerter())
-    return out
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
-def _message(row: AlertOutbox) -> AlertMessage:
-    created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=dt.UTC)
+def _aware(t: dt.datetime) -> dt.datetime:
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)  # SQLite gives naive datetimes back
+
+
+def message(row: AlertOutbox) -> AlertMessage:
+    created = _aware(row.created_at)
     return AlertMessage(row.id, row.dedup_key, created.isoformat(), row.severity, row.summary, dict(row.payload))
 
 
-def deliver_pending(factory: sessionmaker[Session], alerters: list[Alerter], limit: int = 1000) -> DeliveryReport:
-    """At-least-once: a crash between send and mark re-sends; the alert id lets receivers dedupe."""
-    rep = DeliveryReport()
-    with factory() as session:
-        rows = session.scalars(
-            select(AlertOutbox).where(AlertOutbox.delivered_at.is_(None)).order_by(AlertOutbox.id).limit(limit)
+def register_channels(factory: sessionmaker[Session], names: list[str]) -> None:
+    """Give each channel not seen before its starting point: the alerts created from now on.
+
+    Alerts still undelivered from before (a store from before per-channel delivery) are
+    included, so upgrading loses none. Call before any alert of this process is committed.
+    """
+    with factory() as s:
+        known = set(s.scalars(select(AlertChannel.name)))
+        new = [n for n in names if n not in known]
+        if not new:
+            return
+        oldest_pending = s.scalar(select(func.min(AlertOutbox.id)).where(AlertOutbox.delivered_at.is_(None)))
+        top = s.scalar(select(func.max(AlertOutbox.id))) or 0
+        cursor = top if oldest_pending is None else oldest_pending - 1
+        for n in new:
+            s.add(AlertChannel(name=n, cursor=cursor, first_seen=_now()))
+        s.commit()
+
+
+def backoff(attempts: int, retry: RetrySettings, rng: random.Random) -> float:
+    """Seconds until the next try after `attempts` failed ones."""
+    base = min(retry.max_s, retry.initial_s * 2.0 ** max(0, attempts - 1))
+    return float(base * (1 + rng.uniform(-retry.jitter, retry.jitter)))
+
+
+def _route_fields(row: AlertOutbox) -> tuple[str, str | None, str | None]:
+    p: dict[str, Any] = row.payload or {}
+    kind = str(p.get("kind", ""))
+    outcome = p.get("outcome") or ("unauthorized" if kind == "unauthorized_transfer" else kind or None)
+    return row.severity, p.get("system"), outcome
+
+
+def _queue(s: Session, channels: Channels, now: dt.datetime) -> int:
+    """Deliveries for the alerts past each channel's cursor that its route accepts."""
+    queued = 0
+    for ch in s.scalars(select(AlertChannel).where(AlertChannel.name.in_(list(channels.alerters)))):
+        rows = s.scalars(
+            select(AlertOutbox).where(AlertOutbox.id > ch.cursor).order_by(AlertOutbox.id).limit(QUEUE_BATCH)
         ).all()
+        route = channels.routes.get(ch.name, Route())
         for row in rows:
-            msg = _message(row)
-            try:
-                for a in alerters:
-                    a.send(msg)
-            except DeliveryError as exc:
-                row.attempts += 1
-                row.last_error = str(exc)
-                rep.failed += 1
-                rep.errors.append(f"alert {row.id}: {exc}")
-            else:
-                row.attempts += 1
-                row.delivered_at = dt.datetime.now(dt.UTC)
-                rep.delivered += 1
-                rep.summaries.append(msg.summary)
-            session.commit()
-    for a in alerters:
-        a.close()
+            if route.accepts(*_route_fields(row)):
+                s.add(AlertDelivery(alert_id=row.id, channel=ch.name, state="pending", attempts=0, next_attempt_at=now))
+                queued += 1
+        if rows:
+            ch.cursor = rows[-1].id
+    s.commit()
+    return queued
+
+
+def deliver_pending(
+    factory: sessionmaker[Session],
+    channels: Channels,
+    *,
+    now: dt.datetime | None = None,
+    limit: int = 1000,
+    rng: random.Random | None = None,
+) -> DeliveryReport:
+    """One pass: queue new alerts, then send every due delivery (oldest alert first)."""
+    rep = DeliveryReport()
+    rng = rng or random.Random()
+    now = now or _now()
+    with factory() as s:
+        rep.queued = _queue(s, channels, now)
+        due = s.scalars(
+            select(AlertDelivery)
+            .where(AlertDelivery.state == "pending", AlertDelivery.next_attempt_at <= now)
+            .where(AlertDelivery.channel.in_(list(channels.alerters)))
+            .order_by(AlertDelivery.alert_id, AlertDelivery.id)
+            .limit(limit)
+        ).all()
+        down: set[str] = set()
+        up: set[str] = set()
+        for d in due:
+            if d.channel in down:
+                continue  # one failure per pass is enough to know it is down
+            (up if _attempt(s, d, channels, rep, rng) else down).add(d.channel)
+        # a channel that took a delivery is back: send what waited out a backoff now
+        for name in sorted(up - down):
+            waiting = s.scalars(
+                select(AlertDelivery)
+                .where(AlertDelivery.state == "pending", AlertDelivery.channel == name)
+                .where(AlertDelivery.next_attempt_at > now)
+                .order_by(AlertDelivery.alert_id)
+                .limit(limit)
+            ).all()
+            for d in waiting:
+                if not _attempt(s, d, channels, rep, rng):
+                    break
+        _mark_done(s)
     return rep
+
+
+def _attempt(s: Session, d: AlertDelivery, channels: Channels, rep: DeliveryReport, rng: random.Random) -> bool:
+    row = s.get(AlertOutbox, d.alert_id)
+    assert row is not None  # a foreign key
+    msg = message(row)
+    started, t0 = _now(), time.perf_counter()
+    error: str | None = None
+    try:
+        channels.alerters[d.channel].send(msg)
+    except DeliveryError as exc:
+        error = str(exc)
+    seconds = time.perf_counter() - t0
+    d.attempts += 1
+    d.last_attempt_at = started
+    row.attempts += 1
+    if error is None:
+        d.state, d.sent_at, d.last_error = "sent", _now(), None
+        rep.delivered += 1
+        rep.summaries.append(msg.summary)
+    else:
+        d.last_error = row.last_error = error
+        d.next_attempt_at = started + dt.timedelta(seconds=backoff(d.attempts, channels.retry, rng))
+        rep.failed += 1
+        rep.errors.append(f"alert {row.id} → {d.channel}: {error}")
+        log.warning("alert %d to %s failed (attempt %d, next at %s): %s", row.id, d.channel, d.attempts,
+                    d.next_attempt_at.isoformat(timespec="seconds"), error)  # fmt: skip
+    s.add(AlertAttempt(delivery_id=d.id, at=started, ok=error is None, error=error, seconds=seconds))
+    s.commit()  # each delivery on its own: a crash after this re-sends nothing already marked
+    return error is None
+
+
+def _mark_done(s: Session) -> None:
+    """An alert is delivered once none of its deliveries is pending."""
+    pending = select(AlertDelivery.alert_id).where(AlertDelivery.state == "pending")
+    has_any = select(AlertDelivery.alert_id)
+    s.execute(
+        update(AlertOutbox)
+        .where(AlertOutbox.delivered_at.is_(None), AlertOutbox.id.in_(has_any), AlertOutbox.id.not_in(pending))
+        .values(delivered_at=_now())
+    )
+    s.commit()
+
+
+class DeliveryThread:
+    """Delivers in the background: woken after each commit, and every `interval` seconds for retries.
+
+    A channel that hangs until its timeout then delays alerts, never ingest.
+    """
+
+    def __init__(self, factory: sessionmaker[Session], channels: Channels, interval: float = 1.0) -> None:
+        self.factory, self.channels, self.interval = factory, channels, interval
+        self.totals = DeliveryReport()
+        self._wake, self._stop = threading.Event(), threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="xborder-deliver", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            try:
+                rep = deliver_pending(self.factory, self.channels)
+            except Exception:  # noqa: BLE001 - a store hiccup must not end delivery; logged, retried next round
+                log.exception("alert delivery pass failed")
+                continue
+            self.totals.delivered += rep.delivered
+            self.totals.failed += rep.failed
+
+    def stop(self, *, flush: bool = True) -> None:
+        """Stop the thread; with `flush`, one last pass first so alerts just committed go out."""
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=60)
+        if flush:
+            rep = deliver_pending(self.factory, self.channels)
+            self.totals.delivered += rep.delivered
+            self.totals.failed += rep.failed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import ClassVar, TextIO
 
 from monitor.alert.base import Alerter, AlertMessage
@@ -13,6 +14,10 @@ class StderrAlerter(Alerter):
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream
+
+    @classmethod
+    def from_channel(cls, cfg: object, base_dir: Path) -> StderrAlerter:
+        return cls()
 
     def send(self, alert: AlertMessage) -> None:
         out = self.stream or sys.stderr

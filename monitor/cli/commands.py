@@ -1,4 +1,4 @@
-"""CLI commands over the store and config: init, check, ingest, transfers, stats, quarantine, evidence, db, alerts."""
+"""CLI commands over the store and config: init, check, ingest, transfers, stats, quarantine, evidence, db."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from monitor.store.session import (
     current_revision,
     head_revision,
     make_engine,
-    open_store,
     read_session,
     redact,
     upgrade,
@@ -354,28 +353,7 @@ def db_upgrade(ctx: Ctx) -> int:
     return EXIT_OK
 
 
-@click.group()
-def alerts() -> None:
-    """The alert outbox."""
-
-
-@alerts.command("deliver", epilog="Example: xborder alerts deliver")
-@pass_ctx
-def alerts_deliver(ctx: Ctx) -> int:
-    """Deliver alerts still pending in the outbox (after a channel was down)."""
-    from monitor.alert.outbox import deliver_pending, make_alerters
-
-    cfg = ctx.config()
-    factory = open_store(cfg.store_url)
-    rep = deliver_pending(factory, make_alerters(cfg))
-    factory.kw["bind"].dispose()
-    click.echo(f"delivered {rep.delivered}, failed {rep.failed}")
-    for e in rep.errors:
-        click.echo(f"  {e}", err=True)
-    return EXIT_OK if rep.failed == 0 else EXIT_FINDINGS
-
-
-COMMANDS = [init, check, ingest, transfers_cmd, stats, quarantine, evidence, db, alerts]
+COMMANDS = [init, check, ingest, transfers_cmd, stats, quarantine, evidence, db]
 
 
 @click.command(epilog="Example: XBORDER_CONFIG=/etc/xborder/xborder.yaml xborder run")

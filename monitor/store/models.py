@@ -9,6 +9,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -160,3 +161,48 @@ class AlertOutbox(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (UniqueConstraint("dedup_key", name="uq_alert_dedup"),)
+
+
+class AlertChannel(Base):
+    """A delivery channel as first seen: it gets the alerts created after `cursor` (an alert id).
+
+    A channel added to the config later does not replay the whole history; the deliverer moves
+    the cursor as it queues deliveries, in the same transaction.
+    """
+
+    __tablename__ = "alert_channels"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    cursor: Mapped[int] = mapped_column(BigInteger)
+    first_seen: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AlertDelivery(Base):
+    """One alert to one channel: pending until sent; every attempt is counted and the next one timed."""
+
+    __tablename__ = "alert_deliveries"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alert_outbox.id"))
+    channel: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))  # pending | sent
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    last_attempt_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        UniqueConstraint("alert_id", "channel", name="uq_delivery_alert_channel"),
+        Index("ix_delivery_due", "state", "next_attempt_at"),
+    )
+
+
+class AlertAttempt(Base):
+    """Each try of a delivery, kept for the SOC's "why did this not arrive?"."""
+
+    __tablename__ = "alert_attempts"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("alert_deliveries.id"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    ok: Mapped[bool] = mapped_column(Boolean)
+    error: Mapped[str | None] = mapped_column(Text)
+    seconds: Mapped[float] = mapped_column(Float)
