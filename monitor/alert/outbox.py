@@ -14,6 +14,7 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,6 +126,11 @@ def deliver_pending(
     rep = DeliveryReport()
     rng = rng or random.Random()
     now = now or _now()
+    t0 = time.monotonic()
+
+    def clock() -> dt.datetime:  # the pass's time, running on (a given `now` makes tests exact)
+        return now + dt.timedelta(seconds=time.monotonic() - t0)
+
     with factory() as s:
         rep.queued = _queue(s, channels, now)
         due = s.scalars(
@@ -139,7 +145,7 @@ def deliver_pending(
         for d in due:
             if d.channel in down:
                 continue  # one failure per pass is enough to know it is down
-            (up if _attempt(s, d, channels, rep, rng) else down).add(d.channel)
+            (up if _attempt(s, d, channels, rep, rng, clock) else down).add(d.channel)
         # a channel that took a delivery is back: send what waited out a backoff now
         for name in sorted(up - down):
             waiting = s.scalars(
@@ -150,17 +156,24 @@ def deliver_pending(
                 .limit(limit)
             ).all()
             for d in waiting:
-                if not _attempt(s, d, channels, rep, rng):
+                if not _attempt(s, d, channels, rep, rng, clock):
                     break
         _mark_done(s)
     return rep
 
 
-def _attempt(s: Session, d: AlertDelivery, channels: Channels, rep: DeliveryReport, rng: random.Random) -> bool:
+def _attempt(
+    s: Session,
+    d: AlertDelivery,
+    channels: Channels,
+    rep: DeliveryReport,
+    rng: random.Random,
+    clock: Callable[[], dt.datetime],
+) -> bool:
     row = s.get(AlertOutbox, d.alert_id)
     assert row is not None  # a foreign key
     msg = message(row)
-    started, t0 = _now(), time.perf_counter()
+    started, t0 = clock(), time.perf_counter()
     error: str | None = None
     try:
         channels.alerters[d.channel].send(msg)
@@ -171,7 +184,7 @@ def _attempt(s: Session, d: AlertDelivery, channels: Channels, rep: DeliveryRepo
     d.last_attempt_at = started
     row.attempts += 1
     if error is None:
-        d.state, d.sent_at, d.last_error = "sent", _now(), None
+        d.state, d.sent_at, d.last_error = "sent", clock(), None
         rep.delivered += 1
         rep.summaries.append(msg.summary)
     else:

@@ -1,0 +1,105 @@
+"""One contract over every registered alert channel: delivers the alert whole with its key, repeats safely, fails loudly."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from monitor.alert import ALERTERS
+from monitor.alert.base import Alerter, DeliveryError
+from monitor.alert.channels import WebhookChannel
+from monitor.alert.jsonl import JsonlAlerter
+from monitor.alert.stderr import StderrAlerter
+from monitor.alert.stdout import StdoutAlerter
+from monitor.alert.webhook import WebhookAlerter
+from tests.support.alerts import message
+from tests.support.webhookd import WebhookReceiver
+
+
+@dataclass
+class Harness:
+    """A working channel and what its receiver got (each as the alert's dict, or its summary line)."""
+
+    alerter: Alerter
+    received: Callable[[], list[Any]]
+    broken: Callable[[], Alerter] | None  # the same channel with its receiver unreachable
+
+
+@contextmanager
+def jsonl(tmp: Path) -> Iterator[Harness]:
+    path = tmp / "alerts.jsonl"
+    blocked = tmp / "blocked"
+    blocked.write_text("a file where a directory should be")
+    yield Harness(
+        JsonlAlerter(path),
+        lambda: [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else [],
+        lambda: JsonlAlerter(blocked / "alerts.jsonl"),
+    )
+
+
+@contextmanager
+def stdout(tmp: Path) -> Iterator[Harness]:
+    buf = io.StringIO()
+    closed = io.StringIO()
+    closed.close()
+    yield Harness(StdoutAlerter(buf), lambda: [json.loads(x) for x in buf.getvalue().splitlines()],
+                  lambda: StdoutAlerter(closed))  # fmt: skip
+
+
+@contextmanager
+def stderr(tmp: Path) -> Iterator[Harness]:
+    buf = io.StringIO()
+    yield Harness(StderrAlerter(buf), lambda: buf.getvalue().splitlines(), None)
+
+
+@contextmanager
+def webhook(tmp: Path) -> Iterator[Harness]:
+    r = WebhookReceiver(b"k")
+    cfg = WebhookChannel(name="hook", type="webhook", url=r.url, timeout_s=2)
+    dead = WebhookReceiver(None)
+    dead.down()
+    dead_cfg = WebhookChannel(name="hook", type="webhook", url=dead.url, timeout_s=2)
+    try:
+        yield Harness(WebhookAlerter(cfg, b"k"), lambda: [e["body"] for e in r.received],
+                      lambda: WebhookAlerter(dead_cfg, b"k"))  # fmt: skip
+    finally:
+        r.close()
+
+
+HARNESSES: dict[str, Callable[[Path], Any]] = {
+    "jsonl": jsonl,
+    "stdout": stdout,
+    "stderr": stderr,
+    "webhook": webhook,
+}
+
+
+def test_every_registered_channel_has_a_harness() -> None:
+    assert set(ALERTERS) <= set(HARNESSES), f"no contract harness for {set(ALERTERS) - set(HARNESSES)}"
+
+
+@pytest.mark.parametrize("name", sorted(ALERTERS))
+def test_channel_contract(name: str, tmp_path: Path) -> None:
+    msg, other = message(1), message(2, severity="critical")
+    with HARNESSES[name](tmp_path) as h:
+        h.alerter.send(msg)
+        h.alerter.send(msg)  # at-least-once: a repeat must be accepted, and be recognisable
+        h.alerter.send(other)
+        got = h.received()
+        assert len(got) == 3
+        if isinstance(got[0], dict):
+            assert got[0] == json.loads(json.dumps(msg.as_dict(), default=str))
+            assert [g["idempotency_key"] for g in got] == [msg.idempotency_key] * 2 + [other.idempotency_key]
+        else:  # a line for a person: says which alert and what happened
+            assert f"#{msg.id}" in got[0] and msg.summary in got[0]
+        h.alerter.close()
+        if h.broken is not None:
+            with pytest.raises(DeliveryError):
+                h.broken().send(msg)
