@@ -1,4 +1,4 @@
-"""One contract over every registered alert channel: delivers the alert whole with its key, repeats safely, fails loudly."""
+"""One contract over every registered alert channel: the whole alert with its key, safe repeats, loud failures."""
 
 from __future__ import annotations
 

@@ -13,7 +13,9 @@ from monitor.store.writer import BatchRecord, commit_batch, load_checkpoint
 SOURCE = "test:/alerts"
 
 
-def alert(key: str, severity: str = "high", system: str = "checkout", kind: str = "unauthorized_transfer") -> dict[str, Any]:
+def alert(
+    key: str, severity: str = "high", system: str = "checkout", kind: str = "unauthorized_transfer"
+) -> dict[str, Any]:
     payload = {"kind": kind, "system": system, "dest_host": f"{key}.example", "country": "US", "requests": 3}
     return {"dedup_key": key, "severity": severity, "summary": f"alert {key}", "payload": payload}
 
