@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 FORMATS = ("table", "json", "csv")
@@ -72,10 +73,11 @@ def emit(
         for c in cols:
             table.add_column(c, overflow="fold")
         for r in rows:
-            table.add_row(*(_cell(r.get(c)) for c in cols))
+            # escaped: a value such as "[high]" in an alert summary is text, not rich markup
+            table.add_row(*(escape(_cell(r.get(c))) for c in cols))
         # wide enough for hostnames and rule ids when piped (rich would default to 80 columns)
         console = Console(width=max(160, Console().width))
         console.print(table)
         if extra:
             for k, v in extra.items():
-                console.print(f"{k}: {_cell(v)}")
+                console.print(escape(f"{k}: {_cell(v)}"))

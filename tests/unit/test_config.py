@@ -20,6 +20,15 @@ organisation:
 store:
   url: sqlite:///x.db
 reports_dir: out
+alerts:
+  channels:
+    - name: soc-hook
+      type: webhook
+      url: https://soc.example/hook
+      timeout_s: 5
+    - name: soc-syslog
+      type: syslog
+      transport: tcp
 systems:
   - name: a
     sources: [10.0.0.0/24]
@@ -69,6 +78,8 @@ MISTAKES: dict[str, tuple[str, str, str, str | None]] = {
     ),
     "seat": ("    seat: US", "    seat: USA  #seat#", "'USA'", None),
     "norway": ("  country: DE", "  country: NO  #norway#", "organisation.country", "quote"),
+    "channel-key": ("      timeout_s: 5", "      timout_s: 5  #channel-key#", "unknown key 'timout_s'", "timeout_s"),
+    "channel-transport": ("      transport: tcp", "      transport: tpc  #channel-transport#", "'tpc'", None),
 }
 
 
@@ -216,7 +227,7 @@ def test_ten_mistakes_in_one_error(tmp_path: Path) -> None:
         p = _problem_at(problems, path, _marker_line(text, name), fragment)
         if hint:
             assert p.hint is not None and hint in p.hint, (name, p)
-    assert len(problems) == 10, "\n".join(str(p) for p in problems)
+    assert len(problems) == len(MISTAKES), "\n".join(str(p) for p in problems)
 
 
 def test_impossible_calendar_date(tmp_path: Path) -> None:
