@@ -111,6 +111,7 @@ def process_batch(rt: Runtime, batch: ObservationBatch) -> tuple[list[dict[str, 
     if none >= 0:
         agg = agg.filter(pc.not_equal(agg["dest"], none))
     groups = agg.to_pylist()
+    sources = _Sources(np.asarray(of_source)[s_idx], d_idx, s_idx, s_keys)
     volumes = _day_volumes(rt, groups, systems, dests)
     # by identity (hashing a Verdict walks all its steps); each entry keeps its objects alive, so
     # no id is reused while the batch is processed
@@ -128,7 +129,8 @@ def process_batch(rt: Runtime, batch: ObservationBatch) -> tuple[list[dict[str, 
         row = _evidence_row(batch, shared[key][0], r, wstart, span)
         evidence.append(row)
         if v.outcome is Outcome.UNAUTHORIZED and row["egress_requests"] > 0:
-            _add_alert(alerts, row, v)
+            who = sources.of(r["sys"], r["dest"])
+            _add_alert(alerts, row, v, who, rt.config.settings.alerts.runbook_url)
     return evidence, list(alerts.values()), no_destination
 
 
@@ -247,7 +249,32 @@ def _evidence_row(
     }
 
 
-def _add_alert(alerts: dict[str, dict[str, Any]], row: dict[str, Any], v: Verdict) -> None:
+SAMPLE_SOURCES = 5  # client addresses/users named in an alert; the evidence keeps the counts
+
+
+class _Sources:
+    """Who sent a (system, destination) group's requests: a sample of its sources, found only for
+    groups that raise an alert (a scan of the batch's source and destination codes each)."""
+
+    def __init__(self, sys_of_row: Any, dest_of_row: Any, src_of_row: Any, src_keys: list[Pair]) -> None:
+        self.sys, self.dest, self.src, self.keys = sys_of_row, dest_of_row, src_of_row, src_keys
+
+    def of(self, sys_i: int, dest_i: int) -> tuple[list[str], list[str], int]:
+        """(source IPs, users, how many distinct sources) of the group, IPs and users up to SAMPLE_SOURCES."""
+        codes = np.unique(self.src[(self.sys == sys_i) & (self.dest == dest_i)])
+        pairs = [self.keys[c] for c in codes]
+        ips = sorted({ip for ip, _ in pairs if ip})[:SAMPLE_SOURCES]
+        users = sorted({u for _, u in pairs if u})[:SAMPLE_SOURCES]
+        return ips, users, len(pairs)
+
+
+def _add_alert(
+    alerts: dict[str, dict[str, Any]],
+    row: dict[str, Any],
+    v: Verdict,
+    who: tuple[list[str], list[str], int],
+    runbook_url: str | None,
+) -> None:
     dest = row["dest_host"] or row["dest_ip"]
     day = row["window_start"].date().isoformat()
     key = f"unauthorized|{row['system']}|{dest}|{day}"
@@ -255,8 +282,14 @@ def _add_alert(alerts: dict[str, dict[str, Any]], row: dict[str, Any], v: Verdic
     if a is not None:  # several windows in one batch: one alert, widest span
         p = a["payload"]
         p["requests"] += row["egress_requests"]
+        p["bytes_in"] += row["bytes_in"] or 0
+        if p["bytes_out"] is not None:  # unknown (null) as soon as one window does not log it
+            p["bytes_out"] = None if row["bytes_out"] is None else p["bytes_out"] + row["bytes_out"]
         p["first_seen"] = min(p["first_seen"], row["first_seen"].isoformat())
         p["last_seen"] = max(p["last_seen"], row["last_seen"].isoformat())
+        p["source_ips"] = sorted({*p["source_ips"], *who[0]})[:SAMPLE_SOURCES]
+        p["source_users"] = sorted({*p["source_users"], *who[1]})[:SAMPLE_SOURCES]
+        p["source_count"] = max(p["source_count"], who[2])
         return
     payload = {
         "kind": "unauthorized_transfer",
@@ -272,9 +305,27 @@ def _add_alert(alerts: dict[str, dict[str, Any]], row: dict[str, Any], v: Verdic
         "pack_hash": v.pack_hash,
         "severity": v.severity.value,
         "day": day,
+        "outcome": "unauthorized",
+        # who
+        "source_ips": who[0],
+        "source_users": who[1],
+        "source_count": who[2],
+        # where
+        "located_country": row["located_country"],
+        "registered_country": row["registered_country"],
+        "provider": row["provider"],
+        "provider_seat": row["provider_seat"],
+        "legal_entity": row["legal_entity"],
+        # how much
         "requests": row["egress_requests"],
+        "bytes_in": row["bytes_in"] or 0,
+        "bytes_out": row["bytes_out"],
         "first_seen": row["first_seen"].isoformat(),
         "last_seen": row["last_seen"].isoformat(),
+        # what next, and the evidence behind it
+        "explain": f"xborder explain --system {row['system']} --dest {dest} --date {day}",
+        "evidence_query": f"xborder transfers --system {row['system']} --dest {dest} --since {day}",
+        "runbook_url": runbook_url,
         "sample_origin": row["sample_origins"][0],
     }
     summary = (

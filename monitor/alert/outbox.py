@@ -61,7 +61,9 @@ def _aware(t: dt.datetime) -> dt.datetime:
 
 def message(row: AlertOutbox) -> AlertMessage:
     created = _aware(row.created_at)
-    return AlertMessage(row.id, row.dedup_key, created.isoformat(), row.severity, row.summary, dict(row.payload))
+    # the evidence behind the alert: its batch, a link of the hash chain (`xborder evidence verify`)
+    payload = {**row.payload, "evidence_batch": row.batch_seq}
+    return AlertMessage(row.id, row.dedup_key, created.isoformat(), row.severity, row.summary, payload)
 
 
 def register_channels(factory: sessionmaker[Session], names: list[str]) -> None:

@@ -81,3 +81,22 @@ def test_alerts_test_sends_now_and_says_when_it_cannot(
     assert "FAILED" in capsys.readouterr().err
     assert run(["--config", str(cfg), "alerts", "test", "nope"]) == 2
     assert "soc-hook" in capsys.readouterr().err  # names the channels there are
+
+
+def test_an_alert_says_what_who_where_how_much_and_what_next(cfg: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    log = cfg.parent / "access.log"
+    now = time.time()
+    with log.open("a") as fh:  # a second client of the same system, and a user, to the same address
+        fh.write(f"{now:.3f}     80 10.20.1.9 TCP_TUNNEL/200 700 CONNECT 8.8.0.1:443 bob HIER_DIRECT/8.8.0.1 -\n")
+    assert run(["--config", str(cfg), "ingest", "squid", str(log)]) == 0
+    alerts = {a["dest_ip"]: a for a in map(json.loads, (cfg.parent / "alerts.jsonl").read_text().splitlines())}
+    a = alerts["8.8.0.1"]
+    assert (a["outcome"], a["article"], a["system"], a["severity"]) == ("unauthorized", "44", "checkout", "high")
+    assert a["source_ips"] == ["10.20.1.5", "10.20.1.9"] and a["source_users"] == ["bob"] and a["source_count"] == 2
+    assert a["country"] == "US" and a["registered_country"] == "US"
+    assert (a["requests"], a["bytes_in"]) == (2, 5700)
+    assert a["explain"].startswith("xborder explain --system checkout --dest 8.8.0.1 --date ")
+    assert a["evidence_batch"] == 1 and a["idempotency_key"].startswith(f"xborder-{a['id']}-")
+    day = a["explain"].rsplit(" ", 1)[1]
+    assert run(["--config", str(cfg), "explain", "--system", "checkout", "--dest", "8.8.0.1", "--date", day]) in (0, 1)
+    assert "44" in capsys.readouterr().out  # the command it names works and tells why
