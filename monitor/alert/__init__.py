@@ -6,6 +6,7 @@ from monitor.alert.base import Alerter
 from monitor.alert.jsonl import JsonlAlerter
 from monitor.alert.stderr import StderrAlerter
 from monitor.alert.stdout import StdoutAlerter
+from monitor.alert.syslog import SyslogAlerter
 from monitor.alert.webhook import WebhookAlerter
 
 # channel type (the `type:` of an alerts.channels entry) -> class with from_channel(cfg, base_dir)
@@ -13,5 +14,6 @@ ALERTERS: dict[str, type[Alerter]] = {
     JsonlAlerter.name: JsonlAlerter,
     StderrAlerter.name: StderrAlerter,
     StdoutAlerter.name: StdoutAlerter,
+    SyslogAlerter.name: SyslogAlerter,
     WebhookAlerter.name: WebhookAlerter,
 }

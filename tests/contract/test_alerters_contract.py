@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,12 +15,14 @@ import pytest
 
 from monitor.alert import ALERTERS
 from monitor.alert.base import Alerter, DeliveryError
-from monitor.alert.channels import WebhookChannel
+from monitor.alert.channels import SyslogChannel, WebhookChannel
 from monitor.alert.jsonl import JsonlAlerter
 from monitor.alert.stderr import StderrAlerter
 from monitor.alert.stdout import StdoutAlerter
+from monitor.alert.syslog import SyslogAlerter
 from monitor.alert.webhook import WebhookAlerter
 from tests.support.alerts import message
+from tests.support.syslogd import Syslogd
 from tests.support.webhookd import WebhookReceiver
 
 
@@ -73,7 +76,23 @@ def webhook(tmp: Path) -> Iterator[Harness]:
         r.close()
 
 
+@contextmanager
+def syslog(tmp: Path) -> Iterator[Harness]:
+    with Syslogd("tcp") as d:
+        cfg = SyslogChannel(name="soc", type="syslog", port=d.port, transport="tcp", format="json", timeout_s=2)
+        dead = Syslogd("tcp").start()
+        dead.stop()
+        dead_cfg = SyslogChannel(name="soc", type="syslog", port=dead.port, transport="tcp", timeout_s=2)
+
+        def received() -> list[Any]:
+            time.sleep(0.2)  # frames in flight
+            return [json.loads(m.parsed["msg"]) for m in d.messages if m.parsed]
+
+        yield Harness(SyslogAlerter(cfg, tmp), received, lambda: SyslogAlerter(dead_cfg, tmp))
+
+
 HARNESSES: dict[str, Callable[[Path], Any]] = {
+    "syslog": syslog,
     "jsonl": jsonl,
     "stdout": stdout,
     "stderr": stderr,
