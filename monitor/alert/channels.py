@@ -78,6 +78,33 @@ class SyslogChannel(ChannelBase):
         return self.port or (6514 if self.transport == "tls" else 514)
 
 
+class EmailChannel(ChannelBase):
+    """SMTP submission: STARTTLS (or implicit TLS), optional authentication, plain text and HTML."""
+
+    type: Literal["email"]
+    host: str
+    port: Annotated[int | None, Field(ge=1, le=65535)] = None  # default: 587, or 465 with security: tls
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str | None = None
+    password_env: str | None = None  # the password is read from this environment variable
+    from_addr: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]
+    to: Annotated[list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]], Field(min_length=1)]
+    ca_file: str | None = None  # trust these CAs (default: the system's)
+    timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0
+
+    @model_validator(mode="after")
+    def _auth_needs_both(self) -> EmailChannel:
+        if (self.username is None) != (self.password_env is None):
+            raise ValueError("username and password_env go together")
+        if self.username and self.security == "none":
+            raise ValueError("authentication without TLS would send the password in clear: use starttls or tls")
+        return self
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or (465 if self.security == "tls" else 587)
+
+
 class JsonlChannel(ChannelBase):
     """One JSON object per line appended to a file, fsynced."""
 
@@ -91,7 +118,9 @@ class StdoutChannel(ChannelBase):
     type: Literal["stdout"]
 
 
-Channel = Annotated[WebhookChannel | SyslogChannel | JsonlChannel | StdoutChannel, Field(discriminator="type")]
+Channel = Annotated[
+    WebhookChannel | SyslogChannel | EmailChannel | JsonlChannel | StdoutChannel, Field(discriminator="type")
+]
 
 
 class RetrySettings(Strict):
@@ -108,6 +137,8 @@ def channel_summary(ch: Any) -> str:
         return f"webhook → {ch.url}"
     if isinstance(ch, SyslogChannel):
         return f"syslog {ch.transport}://{ch.host}:{ch.effective_port} ({ch.format})"
+    if isinstance(ch, EmailChannel):
+        return f"email via {ch.host}:{ch.effective_port} → {', '.join(ch.to)}"
     if isinstance(ch, JsonlChannel):
         return f"jsonl → {ch.path}"
     return "stdout"

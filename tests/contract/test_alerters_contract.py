@@ -15,14 +15,16 @@ import pytest
 
 from monitor.alert import ALERTERS
 from monitor.alert.base import Alerter, DeliveryError
-from monitor.alert.channels import SyslogChannel, WebhookChannel
+from monitor.alert.channels import EmailChannel, SyslogChannel, WebhookChannel
 from monitor.alert.jsonl import JsonlAlerter
 from monitor.alert.stderr import StderrAlerter
+from monitor.alert.smtp import EmailAlerter
 from monitor.alert.stdout import StdoutAlerter
 from monitor.alert.syslog import SyslogAlerter
 from monitor.alert.webhook import WebhookAlerter
 from tests.support.alerts import message
-from tests.support.syslogd import Syslogd
+from tests.support.smtpd import SmtpServer
+from tests.support.syslogd import Syslogd, make_certs
 from tests.support.webhookd import WebhookReceiver
 
 
@@ -91,7 +93,31 @@ def syslog(tmp: Path) -> Iterator[Harness]:
         yield Harness(SyslogAlerter(cfg, tmp), received, lambda: SyslogAlerter(dead_cfg, tmp))
 
 
+@contextmanager
+def email(tmp: Path) -> Iterator[Harness]:
+    certs = make_certs(tmp / "certs")
+    server = SmtpServer(certs)
+    cfg = EmailChannel(name="mail", type="email", host="localhost", port=server.port, username="xborder",
+                       password_env="X", from_addr="x@a.example", to=["soc@a.example"], ca_file=str(certs.ca))  # fmt: skip
+    down = EmailChannel.model_validate({**cfg.model_dump(), "port": WebhookReceiver(None).port})
+
+    def received() -> list[Any]:
+        return [_mail_fields(m) for m in server.messages]
+
+    try:
+        yield Harness(EmailAlerter(cfg, "pw", tmp), received, lambda: EmailAlerter(down, "pw", tmp))
+    finally:
+        server.close()
+
+
+def _mail_fields(m: Any) -> str:
+    """A mail is for a person: its subject and text stand in for the summary line, its id for the key."""
+    text = next(p for p in m.walk() if p.get_content_type() == "text/plain").get_payload(decode=True).decode()
+    return f"#{m['Message-ID'].split('-')[1]} {text}"
+
+
 HARNESSES: dict[str, Callable[[Path], Any]] = {
+    "email": email,
     "syslog": syslog,
     "jsonl": jsonl,
     "stdout": stdout,
