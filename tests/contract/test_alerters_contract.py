@@ -17,13 +17,13 @@ from monitor.alert import ALERTERS
 from monitor.alert.base import Alerter, DeliveryError
 from monitor.alert.channels import EmailChannel, SyslogChannel, WebhookChannel
 from monitor.alert.jsonl import JsonlAlerter
-from monitor.alert.stderr import StderrAlerter
 from monitor.alert.smtp import EmailAlerter
+from monitor.alert.stderr import StderrAlerter
 from monitor.alert.stdout import StdoutAlerter
 from monitor.alert.syslog import SyslogAlerter
 from monitor.alert.webhook import WebhookAlerter
 from tests.support.alerts import message
-from tests.support.smtpd import SmtpServer
+from tests.support.smtpd import SmtpServer, free_port
 from tests.support.syslogd import Syslogd, make_certs
 from tests.support.webhookd import WebhookReceiver
 
@@ -98,8 +98,8 @@ def email(tmp: Path) -> Iterator[Harness]:
     certs = make_certs(tmp / "certs")
     server = SmtpServer(certs)
     cfg = EmailChannel(name="mail", type="email", host="localhost", port=server.port, username="xborder",
-                       password_env="X", from_addr="x@a.example", to=["soc@a.example"], ca_file=str(certs.ca))  # fmt: skip
-    down = EmailChannel.model_validate({**cfg.model_dump(), "port": WebhookReceiver(None).port})
+                       password_env="X", from_addr="x@a.example", to=["a@a.example"], ca_file=str(certs.ca))  # fmt: skip
+    down = EmailChannel.model_validate({**cfg.model_dump(), "port": free_port()})
 
     def received() -> list[Any]:
         return [_mail_fields(m) for m in server.messages]

@@ -23,7 +23,8 @@ class _Handler:
         return "250 OK"
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A port nothing listens on (bound, then closed)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -37,7 +38,7 @@ class SmtpServer:
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         tls.load_cert_chain(str(certs.server_cert), str(certs.server_key))
         self.handler = _Handler()
-        self.port = _free_port()  # aiosmtpd's start-up probe connects to the port: it cannot be 0
+        self.port = free_port()  # aiosmtpd's start-up probe connects to the port: it cannot be 0
         self.controller = Controller(
             self.handler,
             hostname="127.0.0.1",
