@@ -98,7 +98,8 @@ def email(tmp: Path) -> Iterator[Harness]:
     certs = make_certs(tmp / "certs")
     server = SmtpServer(certs)
     cfg = EmailChannel(name="mail", type="email", host="localhost", port=server.port, username="xborder",
-                       password_env="X", from_addr="x@a.example", to=["a@a.example"], ca_file=str(certs.ca))  # fmt: skip
+                       password_env="X", from_addr="x@a.example", to=["a@a.example"],
+                       ca_file=str(certs.ca))  # fmt: skip
     down = EmailChannel.model_validate({**cfg.model_dump(), "port": free_port()})
 
     def received() -> list[Any]:
