@@ -277,7 +277,9 @@ def _add_alert(
 ) -> None:
     dest = row["dest_host"] or row["dest_ip"]
     day = row["window_start"].date().isoformat()
-    key = f"unauthorized|{row['system']}|{dest}|{day}"
+    # the dedup key: outcome, system, provider (the destination when no provider is known) and
+    # country; its repeats are counted into the open alert (monitor/store/writer.py)
+    key = f"unauthorized|{row['system']}|{row['provider'] or dest}|{row['country'] or '??'}"
     a = alerts.get(key)
     if a is not None:  # several windows in one batch: one alert, widest span
         p = a["payload"]

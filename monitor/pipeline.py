@@ -153,6 +153,7 @@ def ingest_batches(rt: Runtime, batches: Iterable[ObservationBatch], summary: Fi
                 alerts=alerts,
                 first_ts=_ts_bound(batch, "min"),
                 last_ts=_ts_bound(batch, "max"),
+                suppress_minutes=rt.config.settings.alerts.suppress_minutes,
             ),
         )
         resumed_from = batch.checkpoint

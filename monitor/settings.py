@@ -68,6 +68,9 @@ class AlertSettings(Strict):
     channels: list[Channel] = []
     retry: RetrySettings = RetrySettings()
     runbook_url: str | None = None  # put into every alert ("what next")
+    # repeats of an open alert (same dedup key) within this many minutes are counted into it and
+    # sent as one summary when the window ends; a higher severity always alerts at once
+    suppress_minutes: Annotated[int, Field(ge=0, le=10080)] = 60
 
     @field_validator("channels")
     @classmethod

@@ -98,6 +98,47 @@ def _route_fields(row: AlertOutbox) -> tuple[str, str | None, str | None]:
     return row.severity, p.get("system"), outcome
 
 
+def _summarise(s: Session, now: dt.datetime) -> None:
+    """For each alert whose suppression window has ended with repeats counted: one summary alert,
+    delivered like any other (its dedup key is its own, so it is never suppressed)."""
+    done = s.scalars(
+        select(AlertOutbox)
+        .where(AlertOutbox.window_end <= now, AlertOutbox.repeats > 0, AlertOutbox.summarised_at.is_(None))
+        .order_by(AlertOutbox.id)
+    ).all()
+    for a in done:
+        opened = _aware(a.created_at).isoformat(timespec="seconds")
+        last = _aware(a.last_repeat_at or a.created_at).isoformat(timespec="seconds")
+        s.add(
+            AlertOutbox(
+                dedup_key=f"{a.dedup_key}|summary|{a.id}",
+                batch_seq=a.batch_seq,
+                created_at=now,
+                severity=a.severity,
+                summary=f"{a.repeats} repeat(s) of alert #{a.id} from {opened} to {last}: {a.summary}",
+                payload={
+                    **{k: v for k, v in (a.payload or {}).items() if k in _SUMMARY_KEEP},
+                    "kind": "repeat_summary",
+                    "of_alert": a.id,
+                    "repeats": a.repeats,
+                    "repeat_requests": a.repeat_requests,
+                    "window_start": opened,
+                    "last_repeat": last,
+                },
+                attempts=0,
+                window_end=now,
+                repeats=0,
+                repeat_requests=0,
+            )
+        )
+        a.summarised_at = now
+    if done:
+        s.commit()
+
+
+_SUMMARY_KEEP = ("system", "outcome", "article", "dest_host", "dest_ip", "country", "provider", "rule_id", "severity")
+
+
 def _queue(s: Session, channels: Channels, now: dt.datetime) -> int:
     """Deliveries for the alerts past each channel's cursor that its route accepts."""
     queued = 0
@@ -134,6 +175,7 @@ def deliver_pending(
         return now + dt.timedelta(seconds=time.monotonic() - t0)
 
     with factory() as s:
+        _summarise(s, now)
         rep.queued = _queue(s, channels, now)
         due = s.scalars(
             select(AlertDelivery)

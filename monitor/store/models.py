@@ -146,7 +146,7 @@ class CheckpointRow(Base):
 
 
 class AlertOutbox(Base):
-    """An alert waiting for (or past) delivery; dedup_key makes one alert per incident key."""
+    """An alert and its suppression window: repeats of its dedup_key until window_end are counted here."""
 
     __tablename__ = "alert_outbox"
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -159,8 +159,13 @@ class AlertOutbox(Base):
     delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+    window_end: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))  # null: open (pre-0006)
+    repeats: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    repeat_requests: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    last_repeat_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    summarised_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
-    __table_args__ = (UniqueConstraint("dedup_key", name="uq_alert_dedup"),)
+    __table_args__ = (Index("ix_alert_dedup_window", "dedup_key", "window_end"),)
 
 
 class AlertChannel(Base):

@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, insert, select, update
+from sqlalchemy import Connection, Table, insert, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -40,6 +40,7 @@ class BatchRecord:
     alerts: list[dict[str, Any]] = field(default_factory=list)  # dedup_key, severity, summary, payload
     first_ts: dt.datetime | None = None  # time span of the batch's rows
     last_ts: dt.datetime | None = None
+    suppress_minutes: int = 60  # alerts.suppress_minutes: repeats of an open alert are counted, not sent
 
 
 @dataclass(frozen=True)
@@ -57,21 +58,63 @@ def _same_position(a: CheckpointRow | None, b: Checkpoint | None) -> bool:
     return (a.inode, a.device, a.offset, a.fingerprint) == (b.inode, b.device, b.offset, b.fingerprint)
 
 
-def _insert_new_alerts(session: Session, values: list[dict[str, Any]]) -> int:
-    """Insert the alerts whose dedup_key is new; returns how many were.
+SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 
-    The caller holds the chain-head lock, so no other writer inserts alerts meanwhile: one
-    SELECT for the keys already present, then one executemany for the rest (a storm of
-    thousands of distinct alerts is two statements, not thousands).
+
+def _record_alerts(session: Session, values: list[dict[str, Any]], now: dt.datetime, suppress: dt.timedelta) -> int:
+    """Open an alert per new dedup_key; count a repeat into the key's open alert; returns how many opened.
+
+    An alert is open until its window_end (created + the suppression window). A repeat inside the
+    window is counted, not sent again (the deliverer sends one summary of the repeats when the
+    window ends). A repeat of higher severity than the open alert is never suppressed: it opens
+    an alert of its own at once. The caller holds the chain-head lock, so no other writer records
+    alerts meanwhile: one SELECT for the open alerts, then one executemany for the new ones.
     """
     if not values:
         return 0
-    keys = [v["dedup_key"] for v in values]
-    seen: set[str] = set()
+    keys = sorted({v["dedup_key"] for v in values})
+    open_: dict[str, tuple[int, str]] = {}  # key -> (id, severity) of its newest open alert
     for i in range(0, len(keys), 500):
-        chunk = keys[i : i + 500]
-        seen.update(session.scalars(select(AlertOutbox.dedup_key).where(AlertOutbox.dedup_key.in_(chunk))))
-    new = [v for v in values if v["dedup_key"] not in seen]
+        rows = session.execute(
+            select(AlertOutbox.dedup_key, AlertOutbox.id, AlertOutbox.severity)
+            .where(AlertOutbox.dedup_key.in_(keys[i : i + 500]))
+            .where(or_(AlertOutbox.window_end.is_(None), AlertOutbox.window_end > now))
+            .order_by(AlertOutbox.id)
+        )
+        for key, id_, sev in rows:
+            open_[key] = (id_, sev)
+    new: list[dict[str, Any]] = []
+    pending: dict[str, dict[str, Any]] = {}  # opened in this batch, by key
+    repeats: dict[int, list[int]] = {}  # open alert id -> [repeats, requests]
+    for v in values:
+        key, rank = v["dedup_key"], SEVERITY_RANK.get(v["severity"], 0)
+        mine = pending.get(key)
+        if mine is not None and rank <= SEVERITY_RANK.get(mine["severity"], 0):
+            mine["repeats"] += 1
+            mine["repeat_requests"] += int(v["payload"].get("requests") or 0)
+            continue
+        held = open_.get(key)
+        if mine is None and held is not None and rank <= SEVERITY_RANK.get(held[1], 0):
+            r = repeats.setdefault(held[0], [0, 0])
+            r[0] += 1
+            r[1] += int(v["payload"].get("requests") or 0)
+            continue
+        row = dict(v, window_end=now + suppress, repeats=0, repeat_requests=0)
+        before = mine["severity"] if mine is not None else held[1] if held is not None else None
+        if before is not None:  # a higher severity than the open alert: said, and sent at once
+            row["payload"] = {**v["payload"], "escalated_from": before}
+        pending[key] = row
+        new.append(row)
+    for id_, (n, requests) in repeats.items():
+        session.execute(
+            update(AlertOutbox)
+            .where(AlertOutbox.id == id_)
+            .values(
+                repeats=AlertOutbox.repeats + n,
+                repeat_requests=AlertOutbox.repeat_requests + requests,
+                last_repeat_at=now,
+            )
+        )
     if new:
         session.connection().execute(insert(cast(Table, AlertOutbox.__table__)), new)
     return len(new)
@@ -142,8 +185,11 @@ def commit_batch(factory: sessionmaker[Session], rec: BatchRecord) -> CommitResu
                 _insert_many(conn, cast(Table, Quarantine.__table__), q_rows)
             if rec.checkpoint is not None:
                 _save_checkpoint(session, rec.checkpoint, now)
-            new_alerts = _insert_new_alerts(
-                session, [dict(a, batch_seq=seq, created_at=now, attempts=0) for a in rec.alerts]
+            new_alerts = _record_alerts(
+                session,
+                [dict(a, batch_seq=seq, created_at=now, attempts=0) for a in rec.alerts],
+                now,
+                dt.timedelta(minutes=rec.suppress_minutes),
             )
             session.execute(update(ChainHead).where(ChainHead.id == 1).values(seq=seq, hash=batch.hash))
     except SQLAlchemyError as exc:
