@@ -45,6 +45,7 @@ bench: install
 	$(PY) bench/resolve.py
 	$(PY) bench/verdicts.py
 	$(PY) bench/follow.py
+	$(PY) bench/alert_latency.py
 
 clean:
 	rm -rf demo-out bench/out build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -42,6 +42,10 @@ class SyslogAlerter(Alerter):
 
     name: ClassVar[str] = "syslog"
 
+    @classmethod
+    def from_channel(cls, cfg: SyslogChannel, base_dir: Path) -> SyslogAlerter:
+        return cls(cfg, base_dir)
+
     def __init__(self, cfg: SyslogChannel, base_dir: Path) -> None:
         self.cfg = cfg
         self.ca_file, self.cert_file, self.key_file = (

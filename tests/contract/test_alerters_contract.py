@@ -149,3 +149,27 @@ def test_channel_contract(name: str, tmp_path: Path) -> None:
         if h.broken is not None:
             with pytest.raises(DeliveryError):
                 h.broken().send(msg)
+
+
+CONFIGURED = {  # one minimal `alerts.channels` entry per configurable type
+    "webhook": {"type": "webhook", "url": "http://127.0.0.1:9/x"},
+    "syslog": {"type": "syslog", "transport": "udp", "port": 9},
+    "email": {"type": "email", "host": "localhost", "from_addr": "a@b.example", "to": ["c@d.example"]},
+    "jsonl": {"type": "jsonl", "path": "alerts.jsonl"},
+    "stdout": {"type": "stdout"},
+}
+
+
+def test_every_configurable_channel_is_built_from_its_config(tmp_path: Path) -> None:
+    from monitor.alert.build import make_channels
+    from monitor.settings import load_config
+
+    types = set(ALERTERS) - {"stderr"}  # stderr is `alerts.stderr: true`, not a channel entry
+    assert types == set(CONFIGURED)
+    channels = [{"name": f"ch-{t}", **cfg} for t, cfg in CONFIGURED.items()]
+    path = tmp_path / "xborder.yaml"
+    path.write_text(json.dumps({"alerts": {"stderr": True, "jsonl": None, "channels": channels}}))
+    built = make_channels(load_config(str(path)))
+    assert {n: type(a).name for n, a in built.alerters.items()} == {
+        **{f"ch-{t}": t for t in CONFIGURED}, "stderr": "stderr"}  # fmt: skip
+    built.close()

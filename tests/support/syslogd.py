@@ -16,6 +16,7 @@ import ssl
 import struct
 import subprocess
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -219,6 +220,7 @@ class Received:
     connection: int  # which accepted connection (0 for udp): sends that reuse one share it
     parsed: dict[str, Any] | None = None
     error: str | None = None
+    at: float = field(default_factory=time.monotonic)  # when it was received (bench/alert_latency.py)
 
 
 @dataclass
