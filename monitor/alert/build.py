@@ -7,6 +7,7 @@ from typing import Any
 from monitor.alert import ALERTERS
 from monitor.alert.base import Alerter
 from monitor.alert.channels import Route
+from monitor.alert.incidents import IncidentPolicy
 from monitor.alert.outbox import Channels
 from monitor.alert.stderr import StderrAlerter
 from monitor.errors import UsageError
@@ -33,4 +34,9 @@ def make_channels(config: Config) -> Channels:
     if a.stderr and STDERR not in alerters:
         alerters[STDERR] = StderrAlerter()
         routes[STDERR] = Route()
-    return Channels(alerters, routes, a.retry)
+    st = config.settings
+    policy = IncidentPolicy(
+        nis2_entity=st.organisation.nis2 != "none",
+        nis2_systems=frozenset(x.name for x in st.systems if x.criticality in ("high", "critical")),
+    )
+    return Channels(alerters, routes, a.retry, policy)

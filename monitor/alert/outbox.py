@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.alert.base import Alerter, AlertMessage, DeliveryError
 from monitor.alert.channels import RetrySettings, Route
+from monitor.alert.incidents import IncidentPolicy, open_incidents, remind
 from monitor.store.models import AlertAttempt, AlertChannel, AlertDelivery, AlertOutbox
 
 log = logging.getLogger("xborder.alert")
@@ -36,6 +37,7 @@ class Channels:
     alerters: dict[str, Alerter]
     routes: dict[str, Route]
     retry: RetrySettings = field(default_factory=RetrySettings)
+    incidents: IncidentPolicy | None = None  # None: no incidents opened (tests of delivery alone)
 
     def close(self) -> None:
         for a in self.alerters.values():
@@ -142,7 +144,7 @@ _SUMMARY_KEEP = ("system", "outcome", "article", "dest_host", "dest_ip", "countr
 def _queue(s: Session, channels: Channels, now: dt.datetime) -> int:
     """Deliveries for the alerts past each channel's cursor that its route accepts."""
     queued = 0
-    for ch in s.scalars(select(AlertChannel).where(AlertChannel.name.in_(list(channels.alerters)))):
+    for ch in s.scalars(select(AlertChannel).where(AlertChannel.name.in_(list(channels.alerters)))):  # not ~incidents
         rows = s.scalars(
             select(AlertOutbox).where(AlertOutbox.id > ch.cursor).order_by(AlertOutbox.id).limit(QUEUE_BATCH)
         ).all()
@@ -175,6 +177,9 @@ def deliver_pending(
         return now + dt.timedelta(seconds=time.monotonic() - t0)
 
     with factory() as s:
+        if channels.incidents is not None:
+            open_incidents(s, channels.incidents, now)
+            remind(s, channels.incidents, now)
         _summarise(s, now)
         rep.queued = _queue(s, channels, now)
         due = s.scalars(

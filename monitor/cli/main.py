@@ -38,11 +38,12 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 
 
 def _register() -> None:
-    from monitor.cli import alerts_cmd, commands, demo_cmd, report_cmd, resolve_cmd, rules_cmd  # noqa: PLC0415
+    from monitor.cli import alerts_cmd, commands, demo_cmd, incidents_cmd, report_cmd, resolve_cmd, rules_cmd  # noqa: PLC0415
 
     for cmd in (
         *commands.COMMANDS,
         alerts_cmd.alerts,
+        incidents_cmd.incidents,
         demo_cmd.demo,
         report_cmd.report,
         resolve_cmd.resolve,

@@ -211,3 +211,44 @@ class AlertAttempt(Base):
     ok: Mapped[bool] = mapped_column(Boolean)
     error: Mapped[str | None] = mapped_column(Text)
     seconds: Mapped[float] = mapped_column(Float)
+
+
+class Incident(Base):
+    """What the legal clocks run on: opened when xborder becomes aware (the first alert's time)."""
+
+    __tablename__ = "incidents"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(500), index=True)  # the alert dedup key it grew from
+    kind: Mapped[str] = mapped_column(String(32))  # unauthorized_transfer
+    title: Mapped[str] = mapped_column(Text)
+    system: Mapped[str | None] = mapped_column(String(200))
+    severity: Mapped[str] = mapped_column(String(16))
+    aware_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16))  # open | acknowledged | closed
+    first_alert_id: Mapped[int] = mapped_column(ForeignKey("alert_outbox.id"))
+    closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class IncidentClock(Base):
+    """One legal deadline of an incident; done when someone records that it was met (or not needed)."""
+
+    __tablename__ = "incident_clocks"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), index=True)
+    clock: Mapped[str] = mapped_column(String(64))
+    due_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    done_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    done_by: Mapped[str | None] = mapped_column(String(200))
+    reminded: Mapped[list[str] | None] = mapped_column(JSON)  # reminders sent ("12h", "2h", "overdue")
+
+
+class IncidentEvent(Base):
+    """Who decided what and when: opened, acknowledged, filed, note, closed, reminded."""
+
+    __tablename__ = "incident_events"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(32))
+    note: Mapped[str | None] = mapped_column(Text)
