@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from monitor.alert.lockout import lockout_alerts
 from monitor.records import Destination, ObservationBatch, Outcome, System, Verdict
 
 if TYPE_CHECKING:
@@ -131,7 +132,8 @@ def process_batch(rt: Runtime, batch: ObservationBatch) -> tuple[list[dict[str, 
         if v.outcome is Outcome.UNAUTHORIZED and row["egress_requests"] > 0:
             who = sources.of(r["sys"], r["dest"])
             _add_alert(alerts, row, v, who, rt.config.settings.alerts.runbook_url)
-    return evidence, list(alerts.values()), no_destination
+    lockouts = lockout_alerts(evidence, {x.name: x.criticality for x in systems}, rt.ai_providers)
+    return evidence, [*alerts.values(), *lockouts], no_destination
 
 
 def _systems(rt: Runtime, source_keys: list[Pair]) -> tuple[list[System], pa.Array]:

@@ -65,6 +65,12 @@ class Runtime:
             self._verdicts[key] = v
         return v
 
+    @property
+    def ai_providers(self) -> frozenset[str]:
+        """Names of the catalog's AI/LLM API providers (kind ai-api): whose lockouts are alerted."""
+        catalog = self.resolver.catalog
+        return frozenset(p.name for p in catalog.providers if p.kind == "ai-api") if catalog else frozenset()
+
     def close(self) -> None:
         self.resolver.close()
         self.store.kw["bind"].dispose()

@@ -56,7 +56,7 @@ def _aware(t: dt.datetime) -> dt.datetime:
 
 
 def open_incidents(s: Session, policy: IncidentPolicy, now: dt.datetime) -> int:
-    """Open an incident for each new unauthorized transfer of personal data; returns how many opened."""
+    """Open an incident for each new unauthorized transfer of personal data and each lockout; returns how many."""
     cur = s.get(AlertChannel, CURSOR)
     if cur is None:
         cur = AlertChannel(name=CURSOR, cursor=0, first_seen=now)
@@ -66,8 +66,9 @@ def open_incidents(s: Session, policy: IncidentPolicy, now: dt.datetime) -> int:
     opened = 0
     for a in alerts:
         p: dict[str, Any] = dict(a.payload or {})
+        kind = p.get("kind")
         categories = {str(c) for c in p.get("data_categories") or []} - policy.personal_none
-        if p.get("kind") != "unauthorized_transfer" or not categories:
+        if not (kind == "lockout" or (kind == "unauthorized_transfer" and categories)):
             continue
         held = s.scalars(
             select(Incident).where(Incident.key == a.dedup_key, Incident.status != "closed").limit(1)
@@ -78,19 +79,21 @@ def open_incidents(s: Session, policy: IncidentPolicy, now: dt.datetime) -> int:
         aware = _aware(a.created_at)
         system = p.get("system")
         inc = Incident(
-            key=a.dedup_key, kind="unauthorized_transfer", title=a.summary, system=system, severity=a.severity,
+            key=a.dedup_key, kind=str(kind), title=a.summary, system=system, severity=a.severity,
             aware_at=aware, status="open", first_alert_id=a.id,
         )  # fmt: skip
         s.add(inc)
         s.flush()
-        clocks = list(GDPR_CLOCKS)
+        # a lockout is a disruption, not a disclosure: no GDPR clock, NIS2 ones if it may be significant
+        clocks = list(GDPR_CLOCKS) if kind == "unauthorized_transfer" else []
         if policy.nis2_entity and system in policy.nis2_systems:
             clocks += NIS2_CLOCKS
         for name, hours, _ in clocks:
             s.add(IncidentClock(incident_id=inc.id, clock=name, due_at=aware + hours * H, reminded=[]))
         if policy.nis2_entity and system in policy.nis2_systems:
             s.add(IncidentClock(incident_id=inc.id, clock=FINAL[0], due_at=add_month(aware + 72 * H), reminded=[]))
-        note = "clocks: " + ", ".join(c for c, _, _ in clocks) + (", nis2_final_report" if len(clocks) > 1 else "")
+        names = [c for c, _, _ in clocks] + ([FINAL[0]] if policy.nis2_entity and system in policy.nis2_systems else [])
+        note = "clocks: " + (", ".join(names) or "none (not a NIS2 entity's critical system)")
         s.add(IncidentEvent(incident_id=inc.id, at=now, actor="xborder", action="opened", note=note))
         opened += 1
     if alerts:
