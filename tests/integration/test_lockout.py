@@ -1,4 +1,4 @@
-"""Provider lockouts: a spike of 403/451, 429, 5xx or timeouts from an AI provider on a critical system, and the failover."""
+"""Provider lockouts: 403/451, 429, 5xx or timeouts from an AI provider on a critical system, and the failover."""
 
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ approved_suppliers:
 
 def lines(src: str, url: str, status: int, n: int) -> str:
     now = time.time()
-    return "".join(f"{now + i / 1000:.3f}    300 {src} TCP_MISS/{status} 512 POST {url} - HIER_DIRECT/- application/json\n"
-                   for i in range(n))  # fmt: skip
+    row = "{:.3f}    300 {} TCP_MISS/{} 512 POST {} - HIER_DIRECT/- application/json\n"
+    return "".join(row.format(now + i / 1000, src, status, url) for i in range(n))
 
 
 def alerts(cfg: Path) -> list[dict[str, object]]:
