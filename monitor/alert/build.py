@@ -39,4 +39,5 @@ def make_channels(config: Config) -> Channels:
         nis2_entity=st.organisation.nis2 != "none",
         nis2_systems=frozenset(x.name for x in st.systems if x.criticality in ("high", "critical")),
     )
-    return Channels(alerters, routes, a.retry, policy)
+    limits = {c.name: c.max_per_minute for c in a.all_channels() if c.max_per_minute}
+    return Channels(alerters, routes, a.retry, policy, limits)

@@ -38,6 +38,9 @@ class Route(Strict):
 class ChannelBase(Strict):
     name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")]
     route: Route = Route()
+    # past this many alerts a minute, the rest are held back and sent as one summary (critical
+    # alerts always go through); None: no limit
+    max_per_minute: Annotated[int | None, Field(ge=1)] = None
 
 
 class WebhookChannel(ChannelBase):

@@ -22,7 +22,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.alert.base import Alerter, AlertMessage, DeliveryError
-from monitor.alert.channels import RetrySettings, Route
+from monitor.alert.channels import SEVERITIES, RetrySettings, Route
 from monitor.alert.incidents import IncidentPolicy, open_incidents, remind
 from monitor.store.models import AlertAttempt, AlertChannel, AlertDelivery, AlertOutbox
 
@@ -38,6 +38,7 @@ class Channels:
     routes: dict[str, Route]
     retry: RetrySettings = field(default_factory=RetrySettings)
     incidents: IncidentPolicy | None = None  # None: no incidents opened (tests of delivery alone)
+    limits: dict[str, int] = field(default_factory=dict)  # channel -> alerts per minute (max_per_minute)
 
     def close(self) -> None:
         for a in self.alerters.values():
@@ -150,6 +151,8 @@ def _queue(s: Session, channels: Channels, now: dt.datetime) -> int:
         ).all()
         route = channels.routes.get(ch.name, Route())
         for row in rows:
+            if (row.payload or {}).get("kind") == "rate_summary":
+                continue  # for its own channel only, queued when it was made
             if route.accepts(*_route_fields(row)):
                 s.add(AlertDelivery(alert_id=row.id, channel=ch.name, state="pending", attempts=0, next_attempt_at=now))
                 queued += 1
@@ -191,10 +194,14 @@ def deliver_pending(
         ).all()
         down: set[str] = set()
         up: set[str] = set()
+        gate = _RateGate(s, channels.limits, now)
         for d in due:
             if d.channel in down:
                 continue  # one failure per pass is enough to know it is down
+            if not gate.admit(s, d):
+                continue  # folded into the channel's rate-limit summary
             (up if _attempt(s, d, channels, rep, rng, clock) else down).add(d.channel)
+        gate.summarise(s, now)
         # a channel that took a delivery is back: send what waited out a backoff now
         for name in sorted(up - down):
             waiting = s.scalars(
@@ -205,10 +212,63 @@ def deliver_pending(
                 .limit(limit)
             ).all()
             for d in waiting:
+                if not gate.admit(s, d):
+                    continue
                 if not _attempt(s, d, channels, rep, rng, clock):
                     break
+        gate.summarise(s, now)
         _mark_done(s)
     return rep
+
+
+class _RateGate:
+    """A channel's max_per_minute: past it, deliveries are folded (state "folded") into one summary
+    alert for that channel. Critical alerts and summaries themselves always pass: a higher
+    severity is never held back, and a summary is how a storm is still heard."""
+
+    def __init__(self, s: Session, limits: dict[str, int], now: dt.datetime) -> None:
+        self.limits, self.now = limits, now
+        self.sent: dict[str, int] = {}
+        self.folded: dict[str, list[AlertOutbox]] = {}
+        since = now - dt.timedelta(minutes=1)
+        for name in limits:
+            q = select(func.count()).select_from(AlertDelivery).where(
+                AlertDelivery.channel == name, AlertDelivery.state == "sent", AlertDelivery.sent_at > since)
+            self.sent[name] = int(s.scalar(q) or 0)  # fmt: skip
+
+    def admit(self, s: Session, d: AlertDelivery) -> bool:
+        cap = self.limits.get(d.channel)
+        if cap is None:
+            return True
+        row = s.get(AlertOutbox, d.alert_id)
+        assert row is not None
+        exempt = row.severity == "critical" or (row.payload or {}).get("kind") == "rate_summary"
+        if not exempt and self.sent[d.channel] >= cap:
+            d.state, d.last_error = "folded", f"rate limit {cap}/min: in a summary"
+            self.folded.setdefault(d.channel, []).append(row)
+            return False
+        self.sent[d.channel] += 1
+        return True
+
+    def summarise(self, s: Session, now: dt.datetime) -> None:
+        for name, rows in self.folded.items():
+            keys = sorted({r.dedup_key for r in rows})
+            worst = max((r.severity for r in rows), key=lambda v: SEVERITIES.index(v) if v in SEVERITIES else 0)
+            summary = AlertOutbox(
+                dedup_key=f"rate|{name}|{rows[0].id}-{rows[-1].id}", batch_seq=rows[-1].batch_seq, created_at=now,
+                severity=worst, summary=f"{len(rows)} alert(s) held back on {name} by its rate limit: "
+                + ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else ""),
+                payload={"kind": "rate_summary", "outcome": "summary", "channel": name, "alerts": [r.id for r in rows],
+                         "dedup_keys": keys},
+                attempts=0, window_end=now, repeats=0, repeat_requests=0,
+            )  # fmt: skip
+            s.add(summary)
+            s.flush()
+            # for this channel only: the others got the alerts themselves
+            s.add(AlertDelivery(alert_id=summary.id, channel=name, state="pending", attempts=0, next_attempt_at=now))
+        if self.folded:
+            s.commit()
+            self.folded = {}
 
 
 def _attempt(

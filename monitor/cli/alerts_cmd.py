@@ -76,6 +76,8 @@ def _row(a: Any, deliveries: list[Any]) -> dict[str, Any]:
     def state(d: Any) -> str:
         if d.state == "sent":
             return f"{d.channel}: sent ({d.attempts} attempt{'s' if d.attempts != 1 else ''})"
+        if d.state == "folded":
+            return f"{d.channel}: in a rate-limit summary"
         nxt = _iso(d.next_attempt_at)
         err = f", last error: {d.last_error}" if d.last_error else ""
         return f"{d.channel}: pending ({d.attempts} attempts, next {nxt}{err})"

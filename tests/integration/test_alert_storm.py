@@ -67,3 +67,21 @@ def test_a_storm_is_one_alert_and_summaries_and_a_higher_severity_still_alerts(
     assert {g["of_alert"] for g in summaries} == {sent(out)[0]["id"], sent(out)[1]["id"]}
     deliver_pending(store, chans, now=after + dt.timedelta(hours=2))
     assert len(sent(out)) == 5  # a summary is sent once
+
+
+def test_a_channel_rate_limit_turns_a_storm_into_one_summary(store: sessionmaker[Session], tmp_path: Path) -> None:
+    limited, free = tmp_path / "pager.jsonl", tmp_path / "archive.jsonl"
+    chans = Channels({"pager": JsonlAlerter(limited), "archive": JsonlAlerter(free)}, {}, limits={"pager": 10})
+    register_channels(store, ["pager", "archive"])
+    storm = [alert(f"distinct-{i}", "high") for i in range(50)]
+    storm.insert(30, alert("the-critical-one", "critical"))
+    commit_alerts(store, storm)
+    deliver_pending(store, chans)
+    deliver_pending(store, chans)  # the summary queued by the first pass goes out
+    got = sent(limited)
+    assert len(sent(free)) == 51  # the limit is the pager's alone
+    keys = [g["dedup_key"] for g in got]
+    assert keys[:10] == [f"distinct-{i}" for i in range(10)] and "the-critical-one" in keys
+    (summary,) = [g for g in got if g["kind"] == "rate_summary"]
+    assert len(got) == 12 and len(summary["alerts"]) == 40  # type: ignore[arg-type]
+    assert summary["dedup_keys"] == sorted(f"distinct-{i}" for i in range(10, 50))
