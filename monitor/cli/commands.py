@@ -98,6 +98,15 @@ def check(ctx: Ctx, fmt: str) -> int:
         p = cfg.resolve_path(cfg.settings.alerts.jsonl)
         parent = p.parent
         line(parent.is_dir() or not parent.exists(), "alerts", f"jsonl → {p}")
+    from monitor.alert.build import build_alerter
+    from monitor.alert.channels import channel_summary
+
+    for ch in cfg.settings.alerts.channels:
+        try:  # builds it as delivery would: a missing secret or password variable shows here
+            build_alerter(ch, cfg).close()
+            line(True, f"alerts {ch.name}", channel_summary(ch) + " (xborder alerts test " + ch.name + " sends one)")
+        except XborderError as exc:
+            line(False, f"alerts {ch.name}", str(exc))
     line(True, "register", f"{len(cfg.settings.systems)} systems, {len(cfg.settings.vendors)} vendors")
     if fmt != "table":
         emit(results, fmt, ["check", "status", "detail"])
