@@ -24,6 +24,7 @@ import pytest
 from pytest_postgresql.executors import NoopExecutor
 from pytest_postgresql.janitor import DatabaseJanitor
 from sqlalchemy import URL
+from sqlalchemy.orm import Session, sessionmaker
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FIXTURES_REAL = REPO_ROOT.parent / "shared" / "fixtures" / "real"
@@ -336,3 +337,13 @@ def fixtures_real() -> Path:
     if not FIXTURES_REAL.is_dir():
         skip_or_fail(f"real fixtures not found at {FIXTURES_REAL}")
     return FIXTURES_REAL
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[sessionmaker[Session]]:
+    """A migrated store on `db_url` (SQLite, and PostgreSQL where the test is parametrised so)."""
+    from monitor.store.session import open_store
+
+    factory = open_store(db_url)
+    yield factory
+    factory.kw["bind"].dispose()

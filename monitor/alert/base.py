@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from monitor.errors import XborderError
+from monitor.errors import UsageError, XborderError
 
 
 class DeliveryError(XborderError):
     """A channel could not deliver; the alert stays in the outbox and is retried."""
+
+
+def secret_from_env(channel: str, var: str | None) -> str | None:
+    """The value of environment variable `var` (secrets stay out of the config file); None without one."""
+    if var is None:
+        return None
+    value = os.environ.get(var)
+    if not value:
+        raise UsageError(f"alert channel '{channel}': environment variable {var} is not set")
+    return value
 
 
 @dataclass(frozen=True)

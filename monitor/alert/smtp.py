@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import os
 import smtplib
 import ssl
 from email.message import EmailMessage
@@ -11,9 +10,8 @@ from email.utils import formatdate
 from pathlib import Path
 from typing import Any, ClassVar
 
-from monitor.alert.base import Alerter, AlertMessage, DeliveryError
+from monitor.alert.base import Alerter, AlertMessage, DeliveryError, secret_from_env
 from monitor.alert.channels import EmailChannel
-from monitor.errors import UsageError
 
 # what/who/where/why/how much/what next, in the order a reader needs them
 FIELDS = [
@@ -63,12 +61,7 @@ class EmailAlerter(Alerter):
 
     @classmethod
     def from_channel(cls, cfg: EmailChannel, base_dir: Path) -> EmailAlerter:
-        password = None
-        if cfg.password_env:
-            password = os.environ.get(cfg.password_env)
-            if not password:
-                raise UsageError(f"alert channel '{cfg.name}': environment variable {cfg.password_env} is not set")
-        return cls(cfg, password, base_dir)
+        return cls(cfg, secret_from_env(cfg.name, cfg.password_env), base_dir)
 
     def send(self, alert: AlertMessage) -> None:
         cfg = self.cfg

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import time
 import urllib.error
 import urllib.request
@@ -13,9 +12,8 @@ from pathlib import Path
 from typing import ClassVar
 
 from monitor import __version__
-from monitor.alert.base import Alerter, AlertMessage, DeliveryError
+from monitor.alert.base import Alerter, AlertMessage, DeliveryError, secret_from_env
 from monitor.alert.channels import WebhookChannel
-from monitor.errors import UsageError
 
 SIGNATURE_HEADER = "X-Xborder-Signature"  # "sha256=<hex>"
 TIMESTAMP_HEADER = "X-Xborder-Timestamp"  # Unix seconds, part of what is signed (replays show)
@@ -38,13 +36,8 @@ class WebhookAlerter(Alerter):
 
     @classmethod
     def from_channel(cls, cfg: WebhookChannel, base_dir: Path) -> WebhookAlerter:
-        secret = None
-        if cfg.secret_env:
-            value = os.environ.get(cfg.secret_env)
-            if not value:
-                raise UsageError(f"alert channel '{cfg.name}': environment variable {cfg.secret_env} is not set")
-            secret = value.encode()
-        return cls(cfg, secret)
+        secret = secret_from_env(cfg.name, cfg.secret_env)
+        return cls(cfg, None if secret is None else secret.encode())
 
     def send(self, alert: AlertMessage) -> None:
         body = json.dumps(alert.as_dict(), sort_keys=True, default=str, ensure_ascii=False).encode()

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from monitor.cli.context import EXIT_OK, Ctx, pass_ctx
 from monitor.cli.output import emit, format_option
 from monitor.errors import UsageError
-from monitor.store.session import open_store
+from monitor.store.session import read_session
 
 
 def _iso(t: dt.datetime | None) -> str:
@@ -33,26 +33,22 @@ def incidents_list(ctx: Ctx, only_open: bool, fmt: str) -> int:
     """Incidents, newest first, with the next deadline still to meet."""
     from monitor.store.models import Incident, IncidentClock
 
-    factory = open_store(ctx.config().store_url)
-    try:
-        with factory() as s:
-            q = select(Incident).order_by(Incident.id.desc())
-            if only_open:
-                q = q.where(Incident.status != "closed")
-            rows = []
-            for inc in s.scalars(q):
-                todo = s.scalars(
-                    select(IncidentClock)
-                    .where(IncidentClock.incident_id == inc.id, IncidentClock.done_at.is_(None))
-                    .order_by(IncidentClock.due_at)
-                ).first()
-                nxt = "-" if todo is None or inc.status == "closed" else f"{todo.clock} {_iso(todo.due_at)}"
-                rows.append({
-                    "id": inc.id, "status": inc.status, "aware_at": _iso(inc.aware_at), "system": inc.system,
-                    "severity": inc.severity, "next_deadline": nxt, "title": inc.title,
-                })  # fmt: skip
-    finally:
-        factory.kw["bind"].dispose()
+    with read_session(ctx.config().store_url) as s:
+        q = select(Incident).order_by(Incident.id.desc())
+        if only_open:
+            q = q.where(Incident.status != "closed")
+        rows = []
+        for inc in s.scalars(q):
+            todo = s.scalars(
+                select(IncidentClock)
+                .where(IncidentClock.incident_id == inc.id, IncidentClock.done_at.is_(None))
+                .order_by(IncidentClock.due_at)
+            ).first()
+            nxt = "-" if todo is None or inc.status == "closed" else f"{todo.clock} {_iso(todo.due_at)}"
+            rows.append({
+                "id": inc.id, "status": inc.status, "aware_at": _iso(inc.aware_at), "system": inc.system,
+                "severity": inc.severity, "next_deadline": nxt, "title": inc.title,
+            })  # fmt: skip
     emit(rows, fmt, title="incidents")
     return EXIT_OK
 
@@ -66,28 +62,24 @@ def incidents_show(ctx: Ctx, incident_id: int, fmt: str) -> int:
     from monitor.alert.incidents import DESCRIPTIONS
     from monitor.store.models import Incident, IncidentClock, IncidentEvent
 
-    factory = open_store(ctx.config().store_url)
-    try:
-        with factory() as s:
-            inc = s.get(Incident, incident_id)
-            if inc is None:
-                raise UsageError(f"no incident #{incident_id}")
-            clocks = s.scalars(select(IncidentClock).where(IncidentClock.incident_id == inc.id)
-                               .order_by(IncidentClock.due_at)).all()  # fmt: skip
-            events = s.scalars(select(IncidentEvent).where(IncidentEvent.incident_id == inc.id)
-                               .order_by(IncidentEvent.id)).all()  # fmt: skip
-            head: dict[str, Any] = {
-                "id": inc.id, "status": inc.status, "title": inc.title, "system": inc.system,
-                "severity": inc.severity, "aware_at": _iso(inc.aware_at), "first_alert": inc.first_alert_id,
-                "closed_at": _iso(inc.closed_at),
-            }  # fmt: skip
-            clock_rows = [{"clock": c.clock, "what": DESCRIPTIONS.get(c.clock, ""), "due_at": _iso(c.due_at),
-                           "done_at": _iso(c.done_at), "done_by": c.done_by or "-",
-                           "reminders": ", ".join(c.reminded or []) or "-"} for c in clocks]  # fmt: skip
-            event_rows = [{"at": _iso(e.at), "actor": e.actor, "action": e.action, "note": e.note or ""}
-                          for e in events]  # fmt: skip
-    finally:
-        factory.kw["bind"].dispose()
+    with read_session(ctx.config().store_url) as s:
+        inc = s.get(Incident, incident_id)
+        if inc is None:
+            raise UsageError(f"no incident #{incident_id}")
+        clocks = s.scalars(select(IncidentClock).where(IncidentClock.incident_id == inc.id)
+                           .order_by(IncidentClock.due_at)).all()  # fmt: skip
+        events = s.scalars(select(IncidentEvent).where(IncidentEvent.incident_id == inc.id)
+                           .order_by(IncidentEvent.id)).all()  # fmt: skip
+        head: dict[str, Any] = {
+            "id": inc.id, "status": inc.status, "title": inc.title, "system": inc.system,
+            "severity": inc.severity, "aware_at": _iso(inc.aware_at), "first_alert": inc.first_alert_id,
+            "closed_at": _iso(inc.closed_at),
+        }  # fmt: skip
+        clock_rows = [{"clock": c.clock, "what": DESCRIPTIONS.get(c.clock, ""), "due_at": _iso(c.due_at),
+                       "done_at": _iso(c.done_at), "done_by": c.done_by or "-",
+                       "reminders": ", ".join(c.reminded or []) or "-"} for c in clocks]  # fmt: skip
+        event_rows = [{"at": _iso(e.at), "actor": e.actor, "action": e.action, "note": e.note or ""}
+                      for e in events]  # fmt: skip
     if fmt == "json":
         emit([], fmt, extra={**head, "clocks": clock_rows, "events": event_rows})
     else:
@@ -109,17 +101,13 @@ def _decide(ctx: Ctx, incident_id: int, actor: str, action: str, note: str | Non
             raise UsageError(f"--at: expected an ISO time such as 2026-12-03T14:30+01:00, got '{at}'") from exc
         if when.tzinfo is None:
             raise UsageError("--at needs a time zone (e.g. +01:00 or Z)")
-    factory = open_store(ctx.config().store_url)
-    try:
-        with factory() as s:
-            try:
-                inc = record(s, incident_id, actor, action, note, when, clock)
-            except (LookupError, ValueError) as exc:
-                raise UsageError(str(exc)) from exc
-            click.echo(f"incident #{inc.id}: {action}{' ' + clock if clock else ''} recorded by {actor} at "
-                       f"{_iso(when)}; status {inc.status}")  # fmt: skip
-    finally:
-        factory.kw["bind"].dispose()
+    with read_session(ctx.config().store_url) as s:
+        try:
+            inc = record(s, incident_id, actor, action, note, when, clock)
+        except (LookupError, ValueError) as exc:
+            raise UsageError(str(exc)) from exc
+        click.echo(f"incident #{inc.id}: {action}{' ' + clock if clock else ''} recorded by {actor} at "
+                   f"{_iso(when)}; status {inc.status}")  # fmt: skip
     return EXIT_OK
 
 

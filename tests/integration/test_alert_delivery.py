@@ -17,19 +17,11 @@ from monitor.alert.jsonl import JsonlAlerter
 from monitor.alert.outbox import Channels, backoff, deliver_pending, register_channels
 from monitor.alert.webhook import WebhookAlerter
 from monitor.store.models import AlertAttempt, AlertDelivery, AlertOutbox
-from monitor.store.session import open_store
 from tests.support.alerts import alert, commit_alerts, message
 from tests.support.webhookd import WebhookReceiver
 
 SECRET = b"s3cret-for-tests"
 NOW = dt.datetime(2026, 12, 3, 12, 0, tzinfo=dt.UTC)
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[sessionmaker[Session]]:
-    factory = open_store(db_url)
-    yield factory
-    factory.kw["bind"].dispose()
 
 
 @pytest.fixture

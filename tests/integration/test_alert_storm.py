@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,18 +13,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from monitor.alert.jsonl import JsonlAlerter
 from monitor.alert.outbox import Channels, deliver_pending, register_channels
 from monitor.store.models import AlertOutbox
-from monitor.store.session import open_store
 from tests.support.alerts import alert, commit_alerts
 
 REPEATS = 100_000
 PER_BATCH = 1_000
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[sessionmaker[Session]]:
-    factory = open_store(db_url)
-    yield factory
-    factory.kw["bind"].dispose()
 
 
 def sent(path: Path) -> list[dict[str, object]]:

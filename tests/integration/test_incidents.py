@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,18 +16,10 @@ from monitor.alert.jsonl import JsonlAlerter
 from monitor.alert.outbox import Channels, deliver_pending, register_channels
 from monitor.cli.main import run
 from monitor.store.models import Incident, IncidentClock, IncidentEvent
-from monitor.store.session import open_store
 from tests.support.alerts import alert, commit_alerts
 
 H = dt.timedelta(hours=1)
 POLICY = IncidentPolicy(nis2_entity=True, nis2_systems=frozenset({"checkout"}))
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[sessionmaker[Session]]:
-    factory = open_store(db_url)
-    yield factory
-    factory.kw["bind"].dispose()
 
 
 def personal(key: str, system: str, categories: list[str]) -> dict[str, object]:

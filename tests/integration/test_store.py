@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,13 +17,6 @@ from monitor.store.session import current_revision, head_revision, make_engine, 
 from monitor.store.writer import BatchRecord, commit_batch, load_checkpoint
 
 T0 = dt.datetime(2026, 11, 16, 9, 0, tzinfo=dt.UTC)
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[sessionmaker[Session]]:
-    factory = open_store(db_url)
-    yield factory
-    factory.kw["bind"].dispose()
 
 
 def ev(
