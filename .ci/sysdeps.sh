@@ -19,6 +19,7 @@ PACKAGES=(
   nginx-light           # real nginx for tests/integration/test_nginx_real.py (access log)
   squid                 # real Squid for tests/integration/test_squid_real_server.py (access logs)
   haproxy               # real HAProxy for tests/integration/test_haproxy_real.py (httplog/tcplog)
+  openssl               # tests make the CA and certificates of the TLS syslog and SMTP receivers
 )
 
 require=false
