@@ -10,7 +10,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from monitor.alert.lockout import lockout_alerts
 from monitor.records import Destination, ObservationBatch, Outcome, System, Verdict
 
 if TYPE_CHECKING:
@@ -132,7 +131,7 @@ def process_batch(rt: Runtime, batch: ObservationBatch) -> tuple[list[dict[str, 
         if v.outcome is Outcome.UNAUTHORIZED and row["egress_requests"] > 0:
             who = sources.of(r["sys"], r["dest"])
             _add_alert(alerts, row, v, who, rt.config.settings.alerts.runbook_url)
-    lockouts = lockout_alerts(evidence, {x.name: x.criticality for x in systems}, rt.ai_providers)
+    lockouts = rt.lockouts.alerts(evidence, {x.name: x.criticality for x in systems}, rt.ai_providers)
     return evidence, [*alerts.values(), *lockouts], no_destination
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import pyarrow.compute as pc
 from sqlalchemy.orm import Session, sessionmaker
 
+from monitor.alert.lockout import LockoutTracker
 from monitor.alert.outbox import DeliveryReport, deliver_pending, register_channels
 from monitor.attribute import Inventory
 from monitor.batch import process_batch
@@ -50,6 +51,7 @@ class Runtime:
     register: RegisterIndex
     store: sessionmaker[Session]
     _verdicts: dict[tuple[System, Destination, dt.date, int | None], Verdict] = field(default_factory=dict)
+    lockouts: LockoutTracker = field(default_factory=LockoutTracker)  # a window's failures across batches
 
     def verdict(self, system: System, dest: Destination, day: dt.date, volume: int | None = None) -> Verdict:
         """`volume` (requests that day so far) matters only for derogations with an occasional limit."""

@@ -71,3 +71,19 @@ def test_a_few_errors_are_not_a_lockout(tmp_path: Path) -> None:
                    + lines("10.20.2.7", "https://api.openai.com/v1/chat/completions", 200, 30))  # fmt: skip
     assert run(["--config", str(cfg), "ingest", "squid", str(log)]) == 0
     assert [a for a in alerts(cfg) if a["kind"] == "lockout"] == []
+
+
+def test_a_lockout_spread_over_many_small_batches_is_still_seen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As `xborder run` commits: batches of a few lines each, none reaching the threshold alone."""
+    import monitor.pipeline
+
+    monkeypatch.setattr(monitor.pipeline, "BATCH_BYTES", 1500)  # about 12 lines a batch
+    cfg = tmp_path / "xborder.yaml"
+    cfg.write_text(CONFIG.format(db=tmp_path / "x.db"))
+    log = tmp_path / "access.log"
+    log.write_text(lines("10.20.2.7", "https://api.openai.com/v1/chat/completions", 503, 40))
+    assert run(["--config", str(cfg), "ingest", "squid", str(log)]) == 0
+    (lockout,) = [a for a in alerts(cfg) if a["kind"] == "lockout"]  # one alert: the rest are repeats
+    assert lockout["5xx"] >= 20 and lockout["requests"] >= 20
