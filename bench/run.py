@@ -305,7 +305,6 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for note in notes:
         print(note)
-    xb = runs[0] if runs[0].tool == "xborder" else runs[1]
 
     results = {
         "lines": demo.lines_written,

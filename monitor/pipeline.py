@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,7 @@ class Runtime:
             self._verdicts[key] = v
         return v
 
-    @property
+    @cached_property  # asked for by every batch; the catalog does not change while the process runs
     def ai_providers(self) -> frozenset[str]:
         """Names of the catalog's AI/LLM API providers (kind ai-api): whose lockouts are alerted."""
         catalog = self.resolver.catalog

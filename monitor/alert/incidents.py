@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -42,7 +42,9 @@ class IncidentPolicy:
     nis2_entity: bool = False
     nis2_systems: frozenset[str] = frozenset()  # criticality high or critical
     remind_before_h: tuple[float, ...] = (12.0, 2.0)
-    personal_none: frozenset[str] = field(default_factory=lambda: frozenset({"none"}))
+
+
+NO_PERSONAL_DATA = frozenset({"none"})  # the data category that says a system holds no personal data
 
 
 def add_month(t: dt.datetime) -> dt.datetime:
@@ -67,7 +69,7 @@ def open_incidents(s: Session, policy: IncidentPolicy, now: dt.datetime) -> int:
     for a in alerts:
         p: dict[str, Any] = dict(a.payload or {})
         kind = p.get("kind")
-        categories = {str(c) for c in p.get("data_categories") or []} - policy.personal_none
+        categories = {str(c) for c in p.get("data_categories") or []} - NO_PERSONAL_DATA
         if not (kind == "lockout" or (kind == "unauthorized_transfer" and categories)):
             continue
         held = s.scalars(

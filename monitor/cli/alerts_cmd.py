@@ -11,7 +11,7 @@ from sqlalchemy import select
 from monitor.cli.context import EXIT_FINDINGS, EXIT_OK, Ctx, pass_ctx
 from monitor.cli.output import emit, format_option
 from monitor.errors import UsageError
-from monitor.store.session import open_store
+from monitor.store.session import open_store, read_session
 
 
 @click.group()
@@ -50,21 +50,16 @@ def alerts_list(ctx: Ctx, pending: bool, limit: int, fmt: str) -> int:
     """Alerts, newest first, with each channel's state: sent, or pending (attempts, next try, last error)."""
     from monitor.store.models import AlertDelivery, AlertOutbox
 
-    cfg = ctx.config()
-    factory = open_store(cfg.store_url)
-    try:
-        with factory() as s:
-            q = select(AlertOutbox).order_by(AlertOutbox.id.desc()).limit(limit)
-            if pending:
-                q = q.where(AlertOutbox.id.in_(select(AlertDelivery.alert_id).where(AlertDelivery.state == "pending")))
-            alerts_ = s.scalars(q).all()
-            ids = [a.id for a in alerts_]
-            by_alert: dict[int, list[AlertDelivery]] = {}
-            q_deliveries = select(AlertDelivery).where(AlertDelivery.alert_id.in_(ids)).order_by(AlertDelivery.channel)
-            for d in s.scalars(q_deliveries):
-                by_alert.setdefault(d.alert_id, []).append(d)
-    finally:
-        factory.kw["bind"].dispose()
+    with read_session(ctx.config().store_url) as s:
+        q = select(AlertOutbox).order_by(AlertOutbox.id.desc()).limit(limit)
+        if pending:
+            q = q.where(AlertOutbox.id.in_(select(AlertDelivery.alert_id).where(AlertDelivery.state == "pending")))
+        alerts_ = s.scalars(q).all()
+        ids = [a.id for a in alerts_]
+        by_alert: dict[int, list[AlertDelivery]] = {}
+        q_deliveries = select(AlertDelivery).where(AlertDelivery.alert_id.in_(ids)).order_by(AlertDelivery.channel)
+        for d in s.scalars(q_deliveries):
+            by_alert.setdefault(d.alert_id, []).append(d)
     rows = [_row(a, by_alert.get(a.id, [])) for a in alerts_]
     emit(rows, fmt, ["id", "created", "severity", "summary", "deliveries"], title="alerts")
     return EXIT_OK
