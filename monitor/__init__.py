@@ -9,11 +9,6 @@ __version__ = "0.1.0"
 # no linear algebra, and on a 2-core machine those threads took CPU from the parse threads
 # (bench/run.py: 1M Squid lines in 5.9 s with them, 4.5-5.1 s without, 2026-12-03).
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-# Arrow's allocator (mimalloc) hands freed memory back to the kernel after 1 s by default; each
-# batch then faults it in again and the kernel zeroes it (a fifth of all CPU time in `perf` on
-# the 1M-line bench). Keeping it 10 s lets one batch reuse the last one's pages, and an idle
-# process still returns them. Read once, when pyarrow loads its library.
-os.environ.setdefault("MIMALLOC_PURGE_DELAY", "10000")
 
 
 def _arrow_without_pandas() -> None:
@@ -35,6 +30,23 @@ def _arrow_without_pandas() -> None:
         sys.meta_path.remove(_NoPandas)
 
 
+def _arrow_memory_pool() -> None:
+    """Arrow allocates through the C library's malloc, unless ARROW_DEFAULT_MEMORY_POOL says otherwise.
+
+    Arrow's default pool (mimalloc) hands freed pages back to the kernel, and each batch then
+    faults them in again and the kernel zeroes them: a quarter of all CPU time in `perf` on the
+    1M-line bench, even with mimalloc told to wait 10 s. With glibc's malloc the sys time of that
+    run fell from 1.6 s to 0.6 s, the wall time by ~10 % and the peak RSS from ~700 to ~500 MiB
+    (5M lines: 890 -> 740 MiB); jemalloc was as good in sys time but slower (bench/run.py, 6
+    alternating rounds, 2026-12-03).
+    """
+    if "ARROW_DEFAULT_MEMORY_POOL" in os.environ:
+        return
+    import pyarrow as pa
+
+    pa.set_memory_pool(pa.system_memory_pool())
+
+
 class _NoPandas:
     """A meta path finder under which "import pandas" raises ImportError."""
 
@@ -44,4 +56,5 @@ class _NoPandas:
             raise ImportError("pandas hidden while pyarrow probes for it")
 
 
+_arrow_memory_pool()
 _arrow_without_pandas()
