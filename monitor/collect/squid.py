@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from monitor.collect.arrowtext import ChunkLines, Quarantine, elements, per_unique
+from monitor.collect.arrowtext import ChunkLines, Quarantine, decimal, elements, matches, per_unique
 from monitor.collect.base import LineCollector, Parsed
 from monitor.collect.squidformat import LogFormat, compile_logformat, parse_rows
 from monitor.collect.squidrows import Rows, dash_null, hierarchy, parse_target
@@ -23,7 +23,6 @@ MAX_TS = 7258118400.0  # 2200-01-01T00:00:00Z: anything later is a corrupt time 
 _RE_TIME = r"^\d{1,12}(?:\.\d{1,9})?$"
 _RE_ELAPSED = r"^-?\d{1,15}$"
 _RE_CODE_STATUS = r"^[^/]+/\d{1,6}$"
-_RE_BYTES = r"^\d{1,18}$"
 
 
 class SquidCollector(LineCollector):
@@ -102,7 +101,7 @@ def _parse_fields(fields: pa.ListArray) -> Rows:
 
     r.check(
         "elapsed",
-        pc.match_substring_regex(f[1], _RE_ELAPSED),
+        matches(f[1], _RE_ELAPSED, decimal(f[1], 15)),
         lambda j: f"field 'elapsed': expected milliseconds, got {r.value(1, j)!r}",
     )
     r.cols["source_ip"] = f[2]
@@ -115,7 +114,7 @@ def _parse_fields(fields: pa.ListArray) -> Rows:
     )
     r.cols["status"] = cs["status"]
 
-    b_ok = pc.match_substring_regex(f[4], _RE_BYTES)
+    b_ok = decimal(f[4], 18)
     r.check("bytes", b_ok, lambda j: f"field 'bytes': expected a byte count, got {r.value(4, j)!r}")
     r.cols["bytes_in"] = pc.cast(pc.if_else(b_ok, f[4], "0"), pa.int64())
 

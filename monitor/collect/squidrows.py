@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from monitor.collect.arrowtext import NULL_STR, STR, authority, default_port, per_unique, scheme, split
+from monitor.collect.arrowtext import NULL_STR, STR, authority, default_port, per_unique, scheme, split, unique_rows
 from monitor.collect.pii import pii_kinds
 from monitor.records import is_ip
 
@@ -47,6 +47,19 @@ class Rows:
                     break
         return out
 
+    def spread(self, u: Rows, inv: np.ndarray[Any, Any]) -> None:
+        """Take on the checks and columns of `u`, made for distinct rows: row j of mine is row inv[j] of u."""
+        def at(why: Callable[[int], str]) -> Callable[[int], str]:
+            return lambda j: why(int(inv[j]))
+
+        for field, mask, why in u._checks:
+            m = mask[inv]
+            self._checks.append((field, m, at(why)))
+            self.ok &= m
+        idx = pa.array(inv)
+        for k, v in u.cols.items():
+            self.cols[k] = v.take(idx)
+
     def columns(self) -> dict[str, pa.Array]:
         keep = pa.array(self.ok)
         return {k: v.filter(keep) for k, v in self.cols.items()}
@@ -64,7 +77,31 @@ def parse_target(
 
     `fallback` (authority, scheme) stands in for a target that is neither, e.g. an origin-form
     "/path" beside a logged Host header; `pii_url` is the URL searched for personal data.
+
+    A proxy log repeats the same few targets (a CONNECT host:443 above all) on most of its lines,
+    so the work runs once per distinct (CONNECT or not, URL, ...) and is spread back over the rows
+    (1M-line bench: ~35 distinct per 69k lines; a quarter of the parse before).
     """
+    # the method is part of the key (not just "CONNECT or not"): a quarantine reason names it
+    keys = [method, url, *(() if pii_url is None else (pii_url,)), *(fallback or ())]
+    inv, first = unique_rows(keys)
+    if len(first) > len(inv) // 2:  # mostly distinct: spreading back would only cost
+        _target(r, method, url, pii_url, fallback)
+        return
+    u, pick = Rows(len(first)), pa.array(first)
+    _target(
+        u,
+        method.take(pick),
+        url.take(pick),
+        None if pii_url is None else pii_url.take(pick),
+        None if fallback is None else (fallback[0].take(pick), fallback[1].take(pick)),
+    )
+    r.spread(u, inv)
+
+
+def _target(
+    r: Rows, method: pa.Array, url: pa.Array, pii_url: pa.Array | None, fallback: tuple[pa.Array, pa.Array] | None
+) -> None:
     connect = pc.fill_null(pc.equal(method, "CONNECT"), False)
     # Squid logs requests that never became a transaction (client closed early, garbage on
     # the wire) with a pseudo-URL "error:..." and no method; they are rows without a host.
