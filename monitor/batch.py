@@ -255,15 +255,34 @@ SAMPLE_SOURCES = 5  # client addresses/users named in an alert; the evidence kee
 
 class _Sources:
     """Who sent a (system, destination) group's requests: a sample of its sources, found only for
-    groups that raise an alert (a scan of the batch's source and destination codes each)."""
+    groups that raise an alert. The batch's distinct (system, destination, source) codes are
+    found once, when the first alerting group asks (a scan of every row per group cost a tenth of
+    this module's time on the bench, with some 20 alerting groups per batch)."""
 
     def __init__(self, sys_of_row: Any, dest_of_row: Any, src_of_row: Any, src_keys: list[Pair]) -> None:
         self.sys, self.dest, self.src, self.keys = sys_of_row, dest_of_row, src_of_row, src_keys
+        self._by: dict[int, np.ndarray[Any, Any]] | None = None
+        self._n_dest = int(dest_of_row.max()) + 1 if len(dest_of_row) else 1
+
+    def _index(self) -> dict[int, np.ndarray[Any, Any]]:
+        """Sorted distinct source codes per (system, destination) code."""
+        n_src = max(len(self.keys), 1)
+        pair = np.asarray(self.sys, np.int64) * self._n_dest + np.asarray(self.dest, np.int64)
+        triples = np.unique(pair * n_src + np.asarray(self.src, np.int64))
+        if not len(triples):
+            return {}
+        pairs, srcs = np.divmod(triples, n_src)
+        cuts = np.flatnonzero(np.diff(pairs)) + 1
+        starts = np.concatenate(([0], cuts))
+        return {int(pairs[a]): part for a, part in zip(starts.tolist(), np.split(srcs, cuts), strict=True)}
 
     def of(self, sys_i: int, dest_i: int) -> tuple[list[str], list[str], int]:
         """(source IPs, users, how many distinct sources) of the group, IPs and users up to SAMPLE_SOURCES."""
-        codes = np.unique(self.src[(self.sys == sys_i) & (self.dest == dest_i)])
-        pairs = [self.keys[c] for c in codes]
+        if self._by is None:
+            self._by = self._index()
+        none = np.zeros(0, np.int64)
+        codes = self._by.get(sys_i * self._n_dest + dest_i, none) if 0 <= dest_i < self._n_dest else none
+        pairs = [self.keys[c] for c in codes.tolist()]
         ips = sorted({ip for ip, _ in pairs if ip})[:SAMPLE_SOURCES]
         users = sorted({u for _, u in pairs if u})[:SAMPLE_SOURCES]
         return ips, users, len(pairs)

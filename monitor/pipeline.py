@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import queue
-import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -16,13 +14,14 @@ from typing import Any
 import pyarrow.compute as pc
 from sqlalchemy.orm import Session, sessionmaker
 
+from monitor import started
 from monitor.alert.lockout import LockoutTracker
 from monitor.alert.outbox import DeliveryReport, deliver_pending, register_channels
 from monitor.attribute import Inventory
 from monitor.batch import process_batch
-from monitor.collect import COLLECTORS
+from monitor.collect import make_collector
 from monitor.collect.follow import read_batches
-from monitor.errors import UsageError
+from monitor.collect.prefetch import BATCH_BYTES, Prefetch, ReadAhead
 from monitor.policy.evaluator import evaluate
 from monitor.policy.rulepack import RulePack, load_pack
 from monitor.policy.vendors import RegisterIndex
@@ -34,11 +33,6 @@ from monitor.store.session import open_store
 from monitor.store.writer import BatchRecord, commit_batch, load_checkpoint
 
 log = logging.getLogger("xborder.pipeline")
-# Bytes of log per batch (= per transaction). Measured on the 1M-line bench log: 8 MiB gave
-# ~400 MiB peak RSS and the best speed; 32 MiB ~730 MiB peak and no faster. Since chunks are
-# parsed two at a time (collect/parallel.py), 8 MiB peaks at ~700 MiB, 4 MiB at ~500 MiB but is
-# 5-20 % slower (1M and 5M lines, 2026-12-03).
-BATCH_BYTES = 8 * 2**20
 
 
 @dataclass
@@ -86,7 +80,7 @@ def build_runtime(config: Config, store: sessionmaker[Session] | None = None) ->
     # "review": an unknown source's data is unknown, so its third-country transfers go to review;
     # "personal": assume personal data, so they are judged (and alerted) like any other
     categories = ("unknown",) if s.unattributed == "review" else ("personal",)
-    return Runtime(
+    rt = Runtime(
         config=config,
         pack=pack,
         resolver=resolver,
@@ -94,6 +88,8 @@ def build_runtime(config: Config, store: sessionmaker[Session] | None = None) ->
         register=RegisterIndex(config.register, config.source),
         store=store if store is not None else open_store(config.store_url),
     )
+    started()  # what is loaded once is loaded: batches make garbage, collected as usual
+    return rt
 
 
 @dataclass
@@ -180,54 +176,6 @@ def ingest_batches(rt: Runtime, batches: Iterable[ObservationBatch], summary: Fi
             summary.end_offset = batch.checkpoint.offset
 
 
-class Prefetch:
-    """Reads and parses the next batches in a thread, from the moment it is made, while the
-    consumer resolves and commits the one before.
-
-    pyarrow's compute kernels and SQLite release the GIL, so on two cores parsing overlaps with
-    the rest. Batches still commit one by one in file order: a crash loses nothing committed.
-    Iterate it once; `close()` stops the thread (iterating to the end or stopping early does too).
-    """
-
-    def __init__(self, batches: Iterable[ObservationBatch], depth: int = 2) -> None:
-        self._q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
-        self._batches = batches
-        self._thread = threading.Thread(target=self._work, name="xborder-parse", daemon=True)
-        self._thread.start()
-
-    def _work(self) -> None:
-        try:
-            for b in self._batches:
-                while not self._stop.is_set():
-                    try:
-                        self._q.put(("batch", b), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if self._stop.is_set():
-                    return
-            self._q.put(("done", None))
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
-            self._q.put(("error", exc))
-
-    def __iter__(self) -> Iterator[ObservationBatch]:
-        try:
-            while True:
-                kind, item = self._q.get()
-                if kind == "done":
-                    return
-                if kind == "error":
-                    raise item
-                yield item
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-
 def _warn_on_burst(batch: ObservationBatch) -> None:
     """A wrong format configured quarantines nearly everything: say so loudly, with examples."""
     q = batch.quarantined
@@ -239,16 +187,6 @@ def _warn_on_burst(batch: ObservationBatch) -> None:
         )  # fmt: skip
 
 
-def make_collector(name: str, options: dict[str, Any] | None = None) -> Any:
-    """The registered collector `name`, built with its options (a bad option is a UsageError)."""
-    if name not in COLLECTORS:
-        raise UsageError(f"unknown collector '{name}'; known: {', '.join(sorted(COLLECTORS))}")
-    try:
-        return COLLECTORS[name](**(options or {}))
-    except TypeError as exc:  # an option the collector does not take
-        raise UsageError(f"collector '{name}': {exc}") from exc
-
-
 def ingest_files(
     config: Config,
     collector: str,
@@ -257,22 +195,25 @@ def ingest_files(
     deliver: bool = True,
     final: bool = False,
     options: dict[str, Any] | None = None,
+    ahead: ReadAhead | None = None,
 ) -> IngestSummary:
     """Ingest files, each resuming from its committed checkpoint.
 
     Without `final`, an unterminated last line is left unread (the writer may be mid-line) and
     counted in `pending_bytes`; with it, the file is taken as complete and that line is read too.
+    `ahead`: the first file's reading, begun by the caller before the store was open (used if the
+    store has no checkpoint for it, else dropped); its parser is the one used for every file.
     """
     from monitor.alert.build import make_channels
 
-    parser = make_collector(collector, options)
+    parser = ahead.parser if ahead is not None else make_collector(collector, options)
     started = time.perf_counter()
     store = open_store(config.store_url)
     channels = make_channels(config)
     register_channels(store, list(channels.alerters))  # before this run commits any alert
     # The first file is read and parsed while the rules and the resolver load (a quarter of a
     # second of start-up the parse threads can use).
-    first = open_path(store, parser, paths[0], final=final) if paths else None
+    first = open_path(store, parser, paths[0], final=final, ahead=ahead) if paths else None
     try:
         rt = build_runtime(config, store)
     except BaseException:
@@ -311,13 +252,27 @@ def ingest_path(rt: Runtime, parser: Any, path: Path, *, final: bool = False, ba
 
 
 def open_path(
-    store: sessionmaker[Session], parser: Any, path: Path, *, final: bool = False, backfill: bool = False
+    store: sessionmaker[Session],
+    parser: Any,
+    path: Path,
+    *,
+    final: bool = False,
+    backfill: bool = False,
+    ahead: ReadAhead | None = None,
 ) -> Reading:
-    """Start reading `path` from its checkpoint (reading and parsing begin at once, in a thread)."""
+    """Start reading `path` from its checkpoint (reading and parsing begin at once, in a thread).
+
+    `ahead` is this file already being read from its start: kept if that is where reading starts
+    (no checkpoint, no rotated generations to read first), else stopped.
+    """
     source = f"{parser.name}:{path.absolute()}"  # the same id read_batches gives its batches
     cp = load_checkpoint(store, source)
     fs = FileSummary(str(path), source)
     fs.end_offset = cp.offset if cp is not None and cp.path == str(path.absolute()) else 0
+    if ahead is not None:
+        if cp is None and not backfill and ahead.fits(parser, path, final=final, max_bytes=BATCH_BYTES):
+            return Reading(path, cp, fs, ahead.batches)
+        ahead.close()
     batches = read_batches(parser, path, cp, max_bytes=BATCH_BYTES, final=final, backfill=backfill)
     return Reading(path, cp, fs, Prefetch(batches))
 

@@ -15,9 +15,10 @@ from typing import Any
 
 from monitor.alert.build import make_channels
 from monitor.alert.outbox import DeliveryThread, deliver_pending, register_channels
+from monitor.collect import make_collector
 from monitor.collect.rotation import is_rotated_name
 from monitor.errors import InputError, UsageError
-from monitor.pipeline import FileSummary, Runtime, build_runtime, ingest_path, make_collector
+from monitor.pipeline import FileSummary, Runtime, build_runtime, ingest_path
 from monitor.settings import Config
 
 log = logging.getLogger("xborder.run")

@@ -113,65 +113,6 @@ def check(ctx: Ctx, fmt: str) -> int:
     return EXIT_USAGE if any(r["status"] == "fail" for r in results) else EXIT_OK
 
 
-@click.command(epilog="Example: xborder ingest squid /var/log/squid/access.log /var/log/squid/access.log.1")
-@click.argument("collector")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--no-deliver", is_flag=True, help="Queue alerts in the outbox without delivering them now.")
-@click.option(
-    "--final",
-    is_flag=True,
-    help="The files are complete: also read a last line that has no newline (a live log may be mid-line).",
-)
-@click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE",
-              help="Collector option, e.g. -o log_format='$remote_addr ...' for nginx (repeatable).")  # fmt: skip
-@format_option
-@pass_ctx
-def ingest(
-    ctx: Ctx, collector: str, paths: tuple[Path, ...], no_deliver: bool, final: bool, options: tuple[str, ...], fmt: str
-) -> int:
-    """Ingest log FILES with COLLECTOR (e.g. squid); each file resumes from its checkpoint."""
-    from monitor.pipeline import ingest_files
-
-    opts = {}
-    for o in options:
-        key, eq, value = o.partition("=")
-        if not eq or not key:
-            raise UsageError(f"-o takes KEY=VALUE, got '{o}'")
-        opts[key.strip()] = value
-    summary = ingest_files(ctx.config(), collector, list(paths), deliver=not no_deliver, final=final, options=opts)
-    rows = [
-        {
-            "file": f.path,
-            "lines": f.lines_read,
-            "rows": f.rows,
-            "quarantined": f.quarantined,
-            "blank": f.blank,
-            "no_destination": f.no_destination,
-            "batches": f.batches,
-            "evidence_rows": f.evidence_rows,
-            "new_alerts": f.new_alerts,
-            "pending_bytes": f.pending_bytes,
-        }
-        for f in summary.files
-    ]
-    extra = {
-        "seconds": round(summary.seconds, 3),
-        "lines_per_second": int(summary.lines_read / summary.seconds) if summary.seconds else None,
-    }
-    if summary.delivery is not None:
-        extra["alerts_delivered"] = summary.delivery.delivered
-        extra["alerts_failed"] = summary.delivery.failed
-    emit(rows, fmt, title="ingest", extra=extra)
-    for f in summary.files:
-        if f.pending_bytes:
-            click.echo(
-                f"note: {f.path}: {f.pending_bytes} bytes after the last newline left for the next run "
-                "(pass --final if the file is complete)",
-                err=True,
-            )
-    return EXIT_OK
-
-
 def _week_bounds(week: str) -> tuple[dt.datetime, dt.datetime]:
     try:
         year, w = week.upper().split("-W")
@@ -362,7 +303,7 @@ def db_upgrade(ctx: Ctx) -> int:
     return EXIT_OK
 
 
-COMMANDS = [init, check, ingest, transfers_cmd, stats, quarantine, evidence, db]
+COMMANDS = [init, check, transfers_cmd, stats, quarantine, evidence, db]
 
 
 @click.command(epilog="Example: XBORDER_CONFIG=/etc/xborder/xborder.yaml xborder run")

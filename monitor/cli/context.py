@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from monitor.settings import Config, load_config
+if TYPE_CHECKING:
+    from monitor.settings import Config
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
@@ -18,6 +21,10 @@ class Ctx:
 
     def config(self, required: bool = False) -> Config:
         if self._config is None:
+            # imported here: pydantic and the config models are a fifth of a second that
+            # `ingest` spends reading its first file instead (monitor/cli/ingest_cmd.py)
+            from monitor.settings import load_config
+
             self._config = load_config(self.config_path, required=required)
         return self._config
 
