@@ -88,7 +88,8 @@ def process_batch(rt: Runtime, batch: ObservationBatch) -> tuple[list[dict[str, 
             "ts": t["ts"],
             "line": t["line"],
             # kinds of personal data seen in URLs: part of the key, since they change the verdict
-            "pii": pc.fill_null(t["pii"], ""),
+            # (dictionary-encoded: grouping on the codes is about half the time of the text)
+            "pii": pc.dictionary_encode(pc.fill_null(t["pii"], "").combine_chunks()),
             **_status_signals(t["status"], t["sample_rate"]),
         }
     )

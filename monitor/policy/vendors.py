@@ -52,9 +52,20 @@ class RegisterIndex:
         for i, w in enumerate(register.waivers):
             where = str(source.where(("waivers", i))) if source else f"waiver for '{w.system}'"
             self.waivers.setdefault(w.system, []).append(WaiverRef(w, where))
+        self._by_dest: dict[int, tuple[Destination, VendorRef | None]] = {}
 
     def vendor(self, dest: Destination) -> VendorRef | None:
-        return self.vendors.match(dest)
+        # Asked twice for every evidence row of every batch, for the few Destination objects the
+        # resolver hands out again and again: remembered by object (a Destination is frozen; the
+        # entry keeps it alive, so its id is not reused while remembered).
+        hit = self._by_dest.get(id(dest))
+        if hit is not None and hit[0] is dest:
+            return hit[1]
+        ref = self.vendors.match(dest)
+        if len(self._by_dest) > 10_000:
+            self._by_dest.clear()
+        self._by_dest[id(dest)] = (dest, ref)
+        return ref
 
     def extras(self, system: str, dest: Destination, vendor: VendorRef | None, volume: int | None = None) -> Extras:
         supplier = self.suppliers.get(vendor.vendor.name.lower()) if vendor else None

@@ -47,12 +47,30 @@ def row_hash(values: dict[str, Any], fields: list[str]) -> str:
     keys = _KEYS.get(id(fields))
     if keys is None or keys[0] is not fields:
         keys = _KEYS[id(fields)] = (fields, [(f, _encode_str(f) + ":") for f in sorted(fields)])
-    parts = [k + _fragment(v) for f, k in keys[1] if (v := values.get(f)) is not None]
+    parts = []
+    for f, k in keys[1]:
+        v = values.get(f)
+        if v is None:
+            continue
+        t = type(v)
+        if t is str or t is dt.datetime:
+            # A batch's rows repeat the same texts (system, provider, rule, ...) and window
+            # times; their encoded pieces are kept (exact types only: equal values of these two
+            # always encode alike, which 0.0 and -0.0, or True and 1, would not).
+            piece = _PIECES.get((k, v))
+            if piece is None:
+                if len(_PIECES) > 100_000:
+                    _PIECES.clear()
+                piece = _PIECES[(k, v)] = k + _fragment(v)
+            parts.append(piece)
+        else:
+            parts.append(k + _fragment(v))
     return hashlib.sha256(("{" + ",".join(parts) + "}").encode()).hexdigest()
 
 
 _encode_str: Any = json.encoder.encode_basestring_ascii
 _KEYS: dict[int, tuple[list[str], list[tuple[str, str]]]] = {}
+_PIECES: dict[tuple[str, Any], str] = {}
 
 
 def _fragment(v: Any) -> str:
