@@ -42,7 +42,10 @@ def ingest(
     # Only the collectors are imported so far. The first file is read and parsed from here on
     # while the store, the rules and the rest of the program load (pipeline.open_path keeps that
     # reading only if the store has no checkpoint for the file).
-    ahead = read_ahead(make_collector(collector, opts), paths[0], final=final)
+    parser = make_collector(collector, opts)
+    # A collector that learns as it reads (Zeek: the names in ssl.log for the rows of conn.log;
+    # CSV: its header) reads every file here, in order, as it always did: no read-ahead for it.
+    ahead = read_ahead(parser, paths[0], final=final) if parser.stateless else None
     try:
         from monitor.pipeline import ingest_files
 
@@ -50,7 +53,8 @@ def ingest(
             ctx.config(), collector, list(paths), deliver=not no_deliver, final=final, options=opts, ahead=ahead
         )
     finally:
-        ahead.close()  # a no-op once read to the end
+        if ahead is not None:
+            ahead.close()  # a no-op once read to the end
     rows = [
         {
             "file": f.path,

@@ -106,9 +106,13 @@ class ReadAhead:
 def read_ahead(parser: LineCollector, path: Path, *, final: bool) -> ReadAhead:
     """Begin reading `path` from its start, as a file with no checkpoint is read.
 
-    A plain file is parsed in a forked process (`_forked`) whose batches come back through a
-    pipe; a .gz, or where fork is missing, in this process's threads.
+    Only for a `stateless` parser: one that learns as it reads would learn in the child, and the
+    parent's copy would not know it for the next file. A plain file is parsed in a forked process
+    (`_forked`) whose batches come back through a pipe; a .gz, or where fork is missing, in this
+    process's threads.
     """
+    if not parser.stateless:
+        raise ValueError(f"collector '{parser.name}' keeps state from chunk to chunk: no read-ahead")
     if hasattr(os, "fork") and not is_gzip(path):
         batches = Prefetch(_forked(parser, path, final, BATCH_BYTES))
     else:
