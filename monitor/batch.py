@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from monitor.collect.arrowtext import unique_rows
 from monitor.records import Destination, ObservationBatch, Outcome, System, Verdict
 
 if TYPE_CHECKING:
@@ -19,35 +20,19 @@ Pair = tuple[str | None, str | None]
 
 
 def _pairs(a: pa.ChunkedArray, b: pa.ChunkedArray) -> tuple[np.ndarray[Any, Any], list[Pair]]:
-    """Each row's index into the distinct (a, b) pairs, in order of first appearance; "" is null.
-
-    Each column is dictionary-encoded on its own and the two codes combined into one integer:
-    much cheaper than joining the two strings per row and encoding the joined text.
-    """
-    ea, eb = _dict(a), _dict(b)
-    da, db = ea.dictionary.to_pylist(), eb.dictionary.to_pylist()
-    nb = len(db) + 1
-    code = (_codes(ea) + 1) * nb + (_codes(eb) + 1)  # 0 stands for null
-    enc = pc.dictionary_encode(pa.array(code))
+    """Each row's index into the distinct (a, b) pairs, in order of first appearance; "" is null."""
+    inv, first = unique_rows([a, b])
+    pick = pa.array(first)
     # "" and null are one key (a collector may give either for "none"): fold them together
     canon: dict[Pair, int] = {}
-    remap = np.empty(len(enc.dictionary), dtype=np.int32)
-    for n, c in enumerate(enc.dictionary.to_pylist()):
-        ia, ib = divmod(c, nb)
-        pair = ((da[ia - 1] if ia else None) or None, (db[ib - 1] if ib else None) or None)
-        remap[n] = canon.setdefault(pair, len(canon))
-    return remap[enc.indices.to_numpy()], list(canon)
-
-
-def _dict(col: pa.ChunkedArray | pa.Array) -> pa.DictionaryArray:
-    enc = pc.dictionary_encode(col)
-    if isinstance(enc, pa.ChunkedArray):
-        enc = enc.combine_chunks() if enc.num_chunks != 1 else enc.chunk(0)
-    return enc
-
-
-def _codes(enc: pa.DictionaryArray) -> np.ndarray[Any, Any]:
-    return np.asarray(pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    remap = np.array(
+        [
+            canon.setdefault((x or None, y or None), len(canon))
+            for x, y in zip(a.take(pick).to_pylist(), b.take(pick).to_pylist(), strict=True)
+        ],
+        dtype=np.int32,
+    )
+    return remap[inv], list(canon)
 
 
 def process_batch(rt: Runtime, batch: ObservationBatch) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:

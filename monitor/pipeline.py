@@ -211,8 +211,8 @@ def ingest_files(
     store = open_store(config.store_url)
     channels = make_channels(config)
     register_channels(store, list(channels.alerters))  # before this run commits any alert
-    # The first file is read and parsed while the rules and the resolver load (a quarter of a
-    # second of start-up the parse threads can use).
+    # The first file is read and parsed (if the caller has not begun it already) while the rules
+    # and the resolver load.
     first = open_path(store, parser, paths[0], final=final, ahead=ahead) if paths else None
     try:
         rt = build_runtime(config, store)

@@ -1,4 +1,4 @@
-"""CLI commands over the store and config: init, check, ingest, transfers, stats, quarantine, evidence, db."""
+"""CLI commands over the store and config: init, check, run, transfers, stats, quarantine, evidence, db."""
 
 from __future__ import annotations
 

@@ -41,10 +41,9 @@ def ingest(
         opts[key.strip()] = value
     # Only the collectors are imported so far. The first file is read and parsed from here on
     # while the store, the rules and the rest of the program load (pipeline.open_path keeps that
-    # reading only if the store has no checkpoint for the file).
+    # reading only if the store has no checkpoint for the file). A collector that learns as it
+    # reads (Zeek: the names in ssl.log for the rows of conn.log; CSV: its header) gets none.
     parser = make_collector(collector, opts)
-    # A collector that learns as it reads (Zeek: the names in ssl.log for the rows of conn.log;
-    # CSV: its header) reads every file here, in order, as it always did: no read-ahead for it.
     ahead = read_ahead(parser, paths[0], final=final) if parser.stateless else None
     try:
         from monitor.pipeline import ingest_files

@@ -155,15 +155,16 @@ def per_unique(arr: pa.Array, fn: Callable[[pa.Array], dict[str, pa.Array]]) -> 
     return {k: pc.take(v, enc.indices) for k, v in fn(enc.dictionary).items()}
 
 
-def unique_rows(cols: list[pa.Array]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+def unique_rows(cols: list[pa.Array] | list[pa.ChunkedArray]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
     """(each row's index into the distinct rows of `cols`, the first row of each), in order of first appearance.
 
     Null is a value of its own. Each column is dictionary-encoded and the codes are combined two
-    at a time and encoded again, so the combined code never outgrows the number of rows.
+    at a time and encoded again, so the combined code never outgrows the number of rows (much
+    cheaper than joining the values per row and encoding the joined text).
     """
     code: np.ndarray[Any, Any] | None = None
     for col in cols:
-        enc = pc.dictionary_encode(col)
+        enc = pc.dictionary_encode(col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col)
         c = np.asarray(pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False), dtype=np.int64) + 1
         if code is not None:
             both = pc.dictionary_encode(pa.array(code * (len(enc.dictionary) + 1) + c)).indices
