@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 import pytest
 
+import monitor
 from monitor.collect import make_collector, prefetch
 from monitor.collect.base import Parsed
 from monitor.collect.follow import read_batches
@@ -138,3 +140,39 @@ def test_a_child_forked_after_the_parse_pool_ran_parses_with_a_pool_of_its_own(
     assert sum(b.lines_read for b in batches) == 40
     # the child read it all: the parent resumed at the end, not from the start (its fallback)
     assert [cp.offset if cp else None for cp in resumed] == [log.stat().st_size]
+
+
+class NeedsUsualGc:
+    """The squid collector; in a forked child it dies unless garbage is collected as usual there."""
+
+    def __init__(self) -> None:
+        self.inner = make_collector("squid")
+        self.name, self.stateless = self.inner.name, self.inner.stateless
+        self.parent, self.usual = os.getpid(), gc.get_threshold()
+
+    def parse_chunk(self, chunk: bytes, **kw: Any) -> Parsed:
+        if os.getpid() != self.parent and gc.get_threshold() != self.usual:
+            os._exit(4)  # each chunk's reference cycles would pile up in the child
+        return self.inner.parse_chunk(chunk, **kw)
+
+
+def test_the_child_collects_garbage_as_usual_though_forked_in_start_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, log = setup(tmp_path, 40)
+    here, resumed = os.getpid(), []
+
+    def recording(collector: Any, path: Path, cp: Any, **kw: Any) -> Any:
+        if os.getpid() == here:
+            resumed.append(cp)
+        return read_batches(collector, path, cp, **kw)
+
+    monkeypatch.setattr(prefetch, "read_batches", recording)
+    parser = NeedsUsualGc()
+    monitor.starting_up()
+    try:
+        batches = list(_forked(parser, log, True, 400))
+    finally:
+        monitor.started()
+    assert sum(b.lines_read for b in batches) == 40
+    assert [cp.offset if cp else None for cp in resumed] == [log.stat().st_size]  # the child read it all
