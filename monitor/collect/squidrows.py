@@ -38,13 +38,16 @@ class Rows:
         return str(self.f[k][j].as_py())
 
     def pop_rejects(self) -> list[tuple[int, str, str]]:
-        """(candidate index, field, reason) of each rejected row, naming its first bad field."""
+        """(candidate index, field, reason) of each rejected row, naming its first bad field; the checks are let go."""
         out = []
         for j in np.flatnonzero(~self.ok):
             for field, mask, why in self._checks:
                 if not mask[j]:
                     out.append((int(j), field, why(int(j))))
                     break
+        # the reasons' closures refer back to these Rows: dropping them breaks that cycle, so a
+        # chunk's arrays are freed when it is done, not at the garbage collector's next pass
+        self._checks = []
         return out
 
     def spread(self, u: Rows, inv: np.ndarray[Any, Any]) -> None:

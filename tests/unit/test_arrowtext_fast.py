@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import re
 
 import pyarrow as pa
@@ -64,3 +65,20 @@ def test_parse_target_per_distinct_target_is_parse_target_per_row(base: list[tup
     assert once.ok.tolist() == each.ok.tolist()
     assert once.pop_rejects() == each.pop_rejects()  # the same rows, fields and reasons
     assert {k: v.to_pylist() for k, v in once.cols.items()} == {k: v.to_pylist() for k, v in each.cols.items()}
+
+
+def test_a_parsed_chunk_leaves_no_reference_cycles_behind() -> None:
+    """Its arrays are freed when the chunk is done, whatever the garbage collector's setting."""
+    from monitor.collect.squid import SquidCollector
+
+    chunk = SquidCollector.sample + b"not a squid line\n"  # a rejected row too: its reason is worded
+    parser = SquidCollector()
+    gc.collect()
+    gc.disable()
+    try:
+        parsed = parser.parse_chunk(chunk, source="x", first_line=1, base_offset=0)
+        assert len(parsed.quarantined) == 1
+        del parsed
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
